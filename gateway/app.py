@@ -1,0 +1,76 @@
+"""``create_app(settings)``: the Starlette application (routes, lifespan, GraphQL view)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+
+from gateway import __version__
+from gateway.cache import PageCache
+from gateway.config import Settings
+from gateway.graphiql import graphiql_html
+from gateway.graphql.context import GatewayContext, bearer_token
+from gateway.graphql.schema import schema
+from gateway.upstream.client import LeadsAPI
+
+
+class GatewayGraphQL(GraphQL):
+    """strawberry's ASGI view, with the gateway's context and GraphiQL page."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None)
+        self.settings = settings
+
+    async def get_context(self, request: Request, response: Response) -> GatewayContext:  # type: ignore[override]
+        state = request.app.state
+        return GatewayContext(request=request, settings=self.settings, api=state.api, cache=state.cache,
+                              token=bearer_token(request, self.settings.demo_token))
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:  # type: ignore[override]
+        return HTMLResponse(graphiql_html(demo=self.settings.demo_token is not None))
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # One pooled client per app: keep-alive connections to the upstream are reused by every request.
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        async with httpx.AsyncClient(limits=limits, headers={"User-Agent": f"leads-gateway/{__version__}"},
+                                     follow_redirects=False) as client:
+            app.state.api = LeadsAPI(client, settings.upstream_url, settings.upstream_timeout)
+            app.state.cache = PageCache(ttl=settings.cache_ttl, secret=settings.cache_secret)
+            app.state.ready = True
+            try:
+                yield
+            finally:
+                app.state.ready = False
+                await app.state.cache.close()
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        ready = getattr(request.app.state, "ready", False)
+        return JSONResponse({"status": "ready" if ready else "starting"}, status_code=200 if ready else 503)
+
+    graphql = GatewayGraphQL(settings)
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.ready = False
+    return app

@@ -1,0 +1,97 @@
+"""``leads-gateway serve | demo-upstream | schema`` (CONTRACT.md, "Command line")."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import uvicorn
+
+from gateway.config import ConfigError, Settings
+
+
+def app_from_env():
+    """Factory for uvicorn (one call per worker process): settings come from the environment."""
+    from gateway.app import create_app
+
+    return create_app(Settings.from_env())
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.demo:
+        from gateway.demo.app import create_demo_app, main_options_from_env
+        from gateway.demo.data import DEMO_TOKEN
+        from gateway.serving import start_in_thread
+
+        # The demo upstream runs beside the gateway over real loopback HTTP, like the real API would.
+        upstream = start_in_thread(create_demo_app(main_options_from_env()), "127.0.0.1", args.demo_port)
+        os.environ["GATEWAY_UPSTREAM_URL"] = upstream.url
+        os.environ.setdefault("GATEWAY_DEMO_TOKEN", DEMO_TOKEN)
+        print(f"demo upstream on {upstream.url}/user/leads", file=sys.stderr)
+    try:
+        Settings.from_env()  # fail fast, with a clear message, before uvicorn starts
+    except ConfigError as exc:
+        print(f"leads-gateway: {exc}", file=sys.stderr)
+        return 2
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"GraphiQL on http://{host}:{args.port}/graphql", file=sys.stderr)
+    uvicorn.run("gateway.cli:app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers if args.workers > 1 else None, log_level=args.log_level,
+                proxy_headers=False, server_header=False)
+    return 0
+
+
+def _demo_upstream(args: argparse.Namespace) -> int:
+    from gateway.demo.app import create_demo_app, main_options_from_env
+
+    uvicorn.run(create_demo_app(main_options_from_env()), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from gateway.graphql.schema import sdl
+
+    sys.stdout.write(sdl())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="leads-gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the GraphQL gateway")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--demo", action="store_true",
+                       help="also run the embedded demo upstream and point the gateway at it (no token needed)")
+    serve.add_argument("--demo-port", type=int, default=0, help="port of the demo upstream (default: any free one)")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=_serve)
+
+    demo = sub.add_parser("demo-upstream", help="run the embedded demo upstream alone")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8001)
+    demo.add_argument("--log-level", default="info")
+    demo.set_defaults(func=_demo_upstream)
+
+    schema = sub.add_parser("schema", help="print the GraphQL SDL (the checked-in schema.graphql)")
+    schema.set_defaults(func=_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "workers", 1) < 1:
+        print("leads-gateway: --workers must be at least 1", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # httpx logs every request URL at INFO; filter values (phone numbers) do not belong in logs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""``LeadQuery``: the caller's filter as canonical upstream query parameters (no I/O, no strawberry)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+
+from gateway.errors import BadUserInput
+from gateway.upstream.models import STATUSES
+
+PHONE_MAX_LENGTH = 255  # the upstream's validation limit
+
+
+@dataclass(frozen=True, slots=True)
+class LeadQuery:
+    """A validated filter. ``params`` is sorted, so equal filters give equal keys and cursors."""
+
+    status: str | None = None
+    campaign_id: int | None = None
+    phone_number: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is not None and self.status not in STATUSES:
+            raise BadUserInput(f"Unknown lead status {self.status!r}.", field="filter.status")
+        if self.phone_number is not None and len(self.phone_number) > PHONE_MAX_LENGTH:
+            raise BadUserInput(f"filter.phoneNumber may have at most {PHONE_MAX_LENGTH} characters.",
+                               field="filter.phoneNumber")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise BadUserInput("filter.createdFrom must not be after filter.createdTo.",
+                               field="filter.createdFrom")
+
+    @classmethod
+    def build(cls, *, status: str | None = None, campaign_id: int | None = None, phone_number: str | None = None,
+              date_from: date | None = None, date_to: date | None = None) -> LeadQuery:
+        # Laravel's ConvertEmptyStringsToNull makes an empty phone filter mean "no filter"; mirror it.
+        phone = phone_number.strip() if phone_number is not None else None
+        return cls(status=status, campaign_id=campaign_id, phone_number=phone or None,
+                   date_from=date_from, date_to=date_to)
+
+    @property
+    def params(self) -> tuple[tuple[str, str], ...]:
+        pairs = [
+            ("campaign_id", None if self.campaign_id is None else str(self.campaign_id)),
+            ("date_from", None if self.date_from is None else self.date_from.isoformat()),
+            ("date_to", None if self.date_to is None else self.date_to.isoformat()),
+            ("phone_number", self.phone_number),
+            ("status", self.status),
+        ]
+        return tuple((k, v) for k, v in pairs if v is not None)
+
+    @property
+    def fingerprint(self) -> str:
+        """A short digest of ``params``; cursors carry it so one filter's cursor is refused by another."""
+        raw = "&".join(f"{k}={v}" for k, v in self.params).encode()
+        return base64.urlsafe_b64encode(hashlib.sha256(raw).digest()[:6]).decode()
+
+    def with_campaign(self, campaign_id: int) -> LeadQuery:
+        """This filter narrowed to one campaign (``Campaign.leads``)."""
+        if self.campaign_id is not None and self.campaign_id != campaign_id:
+            raise BadUserInput(
+                f"filter.campaignId ({self.campaign_id}) differs from this campaign ({campaign_id}).",
+                field="filter.campaignId")
+        return LeadQuery(self.status, campaign_id, self.phone_number, self.date_from, self.date_to)
+
+
+ALL_LEADS = LeadQuery()

@@ -1,0 +1,204 @@
+"""The GraphQL types of the public contract (``../shared/contract.graphql``) and a few additions.
+
+Objects are built eagerly from upstream records, so most fields are plain attributes that
+graphql-core reads without a resolver call.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import Enum
+from typing import Annotated, Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from gateway.ids import to_global_id
+from gateway.leads import Window
+from gateway.pagination import PageLinks, encode_cursor, page_links
+from gateway.upstream.models import CampaignRef, ContactRecord, LeadRecord
+
+
+@strawberry.enum(description="Upstream lead statuses (created, scheduled, processing, completed, "
+                             "rescheduled, reached-max-retries, blacklisted).")
+class LeadStatus(Enum):
+    CREATED = strawberry.enum_value("created", description="Added, not yet scheduled for a call.")
+    SCHEDULED = strawberry.enum_value("scheduled", description="A call is scheduled.")
+    PROCESSING = strawberry.enum_value("processing", description="A call is in progress.")
+    COMPLETED = strawberry.enum_value("completed", description="The lead was reached.")
+    RESCHEDULED = strawberry.enum_value("rescheduled", description="A call is scheduled again after a miss.")
+    REACHED_MAX_RETRIES = strawberry.enum_value("reached-max-retries",
+                                                description="Calls stopped after the maximum number of retries.")
+    BLACKLISTED = strawberry.enum_value("blacklisted", description="The lead must not be called.")
+
+
+def _text(variables: dict[str, Any], key: str) -> str | None:
+    value = variables.get(key)
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+@strawberry.interface(description="Relay object identification.")
+class Node:
+    id: strawberry.ID = strawberry.field(description="Opaque, globally unique ID (not the upstream integer id).")
+
+
+@strawberry.type(description="A further phone number to try for a lead, with its own call status.")
+class SecondaryContact:
+    id: strawberry.ID = strawberry.field(description="Opaque, globally unique ID.")
+    database_id: int = strawberry.field(description="The upstream integer id.")
+    phone_number: str = strawberry.field(description="The phone number to call.")
+    variables: JSON = strawberry.field(description="The upstream `variables` map (an empty object when none).")
+    customer_name: str | None = strawberry.field(description="`variables.customer_name`, when present.")
+    email: str | None = strawberry.field(description="`variables.email`, when present.")
+    status: LeadStatus = strawberry.field(description="Call status of this contact.")
+    created_at: datetime = strawberry.field(description="When the contact was created (UTC).")
+    updated_at: datetime = strawberry.field(description="When the contact last changed (UTC).")
+
+    @classmethod
+    def from_record(cls, r: ContactRecord) -> SecondaryContact:
+        return cls(id=strawberry.ID(to_global_id("SecondaryContact", r.id)), database_id=r.id,
+                   phone_number=r.phone_number, variables=r.variables,
+                   customer_name=_text(r.variables, "customer_name"), email=_text(r.variables, "email"),
+                   status=LeadStatus(r.status), created_at=r.created_at, updated_at=r.updated_at)
+
+
+@strawberry.input(description="Maps 1:1 onto the upstream query parameters.")
+class LeadFilter:
+    status: LeadStatus | None = strawberry.field(default=None, description="Only leads with this status (`status`).")
+    campaign_id: int | None = strawberry.field(default=None, description="Only leads of this campaign (`campaign_id`).")
+    phone_number: str | None = strawberry.field(
+        default=None, description="Phone number contains this text (`phone_number`, partial match upstream; "
+                                  "an empty string means no filter).")
+    created_from: date | None = strawberry.field(
+        default=None, description="Created on or after this date, UTC (`date_from`).")
+    created_to: date | None = strawberry.field(
+        default=None, description="Created on or before this date, UTC (`date_to`).")
+
+
+FirstArg = Annotated[int | None, strawberry.argument(description="Return the first n leads after `after` (at most GATEWAY_MAX_PAGE_SIZE, default 100).")]
+AfterArg = Annotated[str | None, strawberry.argument(description="Start after this cursor (an edge's `cursor` or a `pageCursors` cursor).")]
+LastArg = Annotated[int | None, strawberry.argument(description="Return the last n leads before `before` (or of the whole list).")]
+BeforeArg = Annotated[str | None, strawberry.argument(description="End before this cursor.")]
+FilterArg = Annotated[LeadFilter | None, strawberry.argument(description="Narrow the list; cursors are bound to the filter they were issued for.")]
+
+
+@strawberry.type(description="A campaign: the calling job that leads belong to.")
+class Campaign(Node):
+    database_id: int = strawberry.field(description="The upstream integer id (`campaign_id`).")
+    name: str | None = strawberry.field(
+        description="Null when the gateway cannot learn the name (e.g. the campaign has no leads).")
+
+    @strawberry.field(description="This campaign's leads. `filter.campaignId`, if given, must equal this campaign.")
+    async def leads(self, info: strawberry.Info, filter: FilterArg = None, first: FirstArg = None,
+                    after: AfterArg = None, last: LastArg = None, before: BeforeArg = None) -> LeadConnection:
+        from gateway.graphql.resolvers import resolve_connection
+
+        return await resolve_connection(info, filter, first, after, last, before, campaign_id=self.database_id)
+
+    @classmethod
+    def build(cls, database_id: int, name: str | None) -> Campaign:
+        return cls(id=strawberry.ID(to_global_id("Campaign", database_id)), database_id=database_id, name=name)
+
+    @classmethod
+    def from_ref(cls, ref: CampaignRef) -> Campaign:
+        return cls.build(ref.id, ref.name)
+
+
+@strawberry.type(description="A lead: a person the AI agent calls, with its campaign and secondary contacts.")
+class Lead(Node):
+    database_id: int = strawberry.field(description="The upstream integer id.")
+    phone_number: str = strawberry.field(description="The phone number to call.")
+    variables: JSON = strawberry.field(
+        description="The upstream `variables` map passed to the AI agent (an empty object when none).")
+    customer_name: str | None = strawberry.field(description="`variables.customer_name`, when present.")
+    email: str | None = strawberry.field(description="`variables.email`, when present.")
+    status: LeadStatus = strawberry.field(description="Call status of the lead.")
+    created_at: datetime = strawberry.field(description="When the lead was created (UTC).")
+    updated_at: datetime = strawberry.field(description="When the lead last changed (UTC).")
+    campaign_id: int | None = strawberry.field(
+        description="The upstream `campaign_id`, present even when the campaign itself is gone.")
+    campaign: Campaign | None = strawberry.field(
+        description="Null only when the upstream returns no campaign for the lead.")
+    secondary_contacts: list[SecondaryContact] = strawberry.field(
+        description="Further numbers to try for this lead (possibly none).")
+
+    @classmethod
+    def from_record(cls, r: LeadRecord) -> Lead:
+        return cls(id=strawberry.ID(to_global_id("Lead", r.id)), database_id=r.id, phone_number=r.phone_number,
+                   variables=r.variables, customer_name=_text(r.variables, "customer_name"),
+                   email=_text(r.variables, "email"), status=LeadStatus(r.status), created_at=r.created_at,
+                   updated_at=r.updated_at, campaign_id=r.campaign_id,
+                   campaign=Campaign.from_ref(r.campaign) if r.campaign else None,
+                   secondary_contacts=[SecondaryContact.from_record(c) for c in r.secondary_contacts])
+
+
+@strawberry.type(description="Relay page information, exact in both directions.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="Leads exist after the last edge of this window.")
+    has_previous_page: bool = strawberry.field(description="Leads exist before the first edge of this window.")
+    start_cursor: str | None = strawberry.field(description="Cursor of the first edge; null when there are no edges.")
+    end_cursor: str | None = strawberry.field(description="Cursor of the last edge; null when there are no edges.")
+
+
+@strawberry.type(description="A lead and its position in the list.")
+class LeadEdge:
+    cursor: str = strawberry.field(description="Opaque cursor of this lead, for `after`/`before`.")
+    node: Lead = strawberry.field(description="The lead.")
+
+
+@strawberry.type(description="A numbered page of the current page size, for table UIs.")
+class PageCursor:
+    page: int = strawberry.field(description="1-based page number.")
+    cursor: str = strawberry.field(description="Pass as `after` with `first: pageSize` to get this page.")
+    is_current: bool = strawberry.field(description="This page holds the start of the current window.")
+
+
+@strawberry.type(description="Page numbers over the list at the current page size (Artsy-style `pageCursors`).")
+class PageCursors:
+    page_size: int = strawberry.field(description="Leads per page (the `first`/`last` of this query).")
+    page_count: int = strawberry.field(description="Number of pages of `pageSize` in the whole list (at least 1).")
+    current_page: int = strawberry.field(description="The page holding the start of the current window.")
+    first: PageCursor | None = strawberry.field(description="Page 1, when `around` does not include it.")
+    around: list[PageCursor] = strawberry.field(description="Up to five pages around the current one.")
+    last: PageCursor | None = strawberry.field(description="The last page, when `around` does not include it.")
+    previous: PageCursor | None = strawberry.field(description="The page before the current one, if any.")
+    next: PageCursor | None = strawberry.field(description="The page after the current one, if any.")
+
+    @classmethod
+    def from_links(cls, links: PageLinks, fingerprint: str, total: int) -> PageCursors:
+        def cur(link):
+            if link is None:
+                return None
+            return PageCursor(page=link.page, cursor=encode_cursor(link.after_position, fingerprint, total),
+                              is_current=link.is_current)
+
+        return cls(page_size=links.size, page_count=links.page_count, current_page=links.current,
+                   first=cur(links.first), around=[cur(x) for x in links.around], last=cur(links.last),
+                   previous=cur(links.previous), next=cur(links.next))
+
+
+@strawberry.type(description="A Relay cursor connection over the upstream's page-numbered list of leads.")
+class LeadConnection:
+    edges: list[LeadEdge] = strawberry.field(description="The leads of this window with their cursors.")
+    nodes: list[Lead] = strawberry.field(description="The leads of this window (the edges' nodes).")
+    page_info: PageInfo = strawberry.field(description="Whether more leads exist on either side, and the end cursors.")
+    total_count: int = strawberry.field(description="The upstream `total` for this filter.")
+    window: strawberry.Private[Window]
+    page_size: strawberry.Private[int]
+
+    @strawberry.field(description="Page numbers and cursors to jump to them, at this query's page size.")
+    def page_cursors(self) -> PageCursors:
+        w = self.window
+        return PageCursors.from_links(page_links(w.start, self.page_size, w.total), w.query.fingerprint, w.total)
+
+    @classmethod
+    def from_window(cls, window: Window, page_size: int) -> LeadConnection:
+        fp, total = window.query.fingerprint, window.total
+        nodes = [Lead.from_record(r) for r in window.leads]
+        edges = [LeadEdge(cursor=encode_cursor(window.start + i, fp, total), node=n) for i, n in enumerate(nodes)]
+        info = PageInfo(has_next_page=window.has_next, has_previous_page=window.has_previous,
+                        start_cursor=edges[0].cursor if edges else None,
+                        end_cursor=edges[-1].cursor if edges else None)
+        return cls(edges=edges, nodes=nodes, page_info=info, total_count=total, window=window, page_size=page_size)

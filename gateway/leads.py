@@ -1,0 +1,128 @@
+"""``LeadReader``: the caller's leads as windows, lookups by id and campaign names.
+
+One per GraphQL request. It turns validated windows into planned upstream pages (pagination.py),
+fetches them through ``load_page`` (the request's page loader, which dedupes within the operation
+and goes through the shared ``PageCache``), and slices the result. No strawberry, no HTTP here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from gateway.filters import ALL_LEADS, LeadQuery
+from gateway.pagination import PageRef, WindowRequest, collect, plan, probe_page
+from gateway.upstream.client import PageRequest
+from gateway.upstream.models import LeadPage, LeadRecord
+
+LoadPage = Callable[[PageRequest], Awaitable[LeadPage]]
+LOOKUP_PAGE_SIZE = 100  # scans use the largest page: fewest calls, and pages other scans can reuse
+LOOKUP_CONCURRENCY = 4  # pages of a scan fetched at once, so an early hit saves the rest
+CAMPAIGN_PAGE = PageRef(1, 15)  # the default window of Campaign.leads, so name and leads share a call
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The leads at positions ``[start, start + len(leads))`` of a list of ``total`` leads."""
+
+    query: LeadQuery
+    start: int
+    stop: int
+    total: int
+    leads: tuple[LeadRecord, ...]
+    warnings: tuple[dict, ...] = ()
+
+    @property
+    def has_previous(self) -> bool:
+        return self.start > 0 and self.total > 0
+
+    @property
+    def has_next(self) -> bool:
+        return self.start + len(self.leads) < self.total
+
+
+@dataclass(frozen=True, slots=True)
+class LookupResult:
+    """Leads found by id; ``complete`` is False when the scan limit cut the caller's list short."""
+
+    found: dict[int, LeadRecord]
+    complete: bool
+    scanned: int = 0
+    total: int = 0
+
+
+@dataclass
+class LeadReader:
+    load_page: LoadPage
+    max_per_page: int = 100
+    lookup_max_pages: int = 10
+    warnings: list[dict] = field(default_factory=list)
+
+    async def window(self, query: LeadQuery, request: WindowRequest) -> Window:
+        pages: list[LeadPage] = []
+        if request.needs_total:
+            probe = await self._load(query, probe_page(self.max_per_page))
+            pages.append(probe)
+            total = probe.total
+        else:
+            total = None
+        start, stop = request.bounds(total)
+        have = [(p.offset, p.offset + p.per_page) for p in pages]
+        pages += await asyncio.gather(*(self._load(query, ref) for ref in plan(start, stop, self.max_per_page, have)))
+        totals = {p.total for p in pages}
+        total = pages[0].total if total is None else total
+        warnings: list[dict] = []
+        if len(totals) > 1:
+            warnings.append({"code": "LIST_CHANGED", "message": "The upstream list changed while this window "
+                             "was being read; leads may be missing or repeated.", "totals": sorted(totals)})
+        for cursor, name in ((request.after, "after"), (request.before, "before")):
+            if cursor is not None and cursor.total != total:
+                warnings.append({
+                    "code": "LIST_SHIFTED",
+                    "message": f"The list had {cursor.total} leads when `{name}` was issued and has {total} now; "
+                               "leads were added or removed, so this window may skip or repeat some.",
+                    "cursorTotal": cursor.total, "total": total,
+                })
+        self.warnings.extend(warnings)
+        leads = collect(((p.offset, p.items) for p in pages), start, min(stop, max(total, start)))
+        return Window(query, start, stop, total, tuple(leads), tuple(warnings))
+
+    async def find(self, ids: Sequence[int]) -> LookupResult:
+        """Look leads up by id with a bounded scan of the caller's list (the upstream has no by-id call).
+
+        Pages of 100 are read in order, a few at a time, until every id is found or
+        ``lookup_max_pages`` pages were read.
+        """
+        wanted = set(ids)
+        found: dict[int, LeadRecord] = {}
+        first = await self._load(ALL_LEADS, PageRef(1, LOOKUP_PAGE_SIZE))
+        self._take(first.items, wanted, found)
+        last = min(first.last_page, self.lookup_max_pages)
+        page = 2
+        while wanted - found.keys() and page <= last:
+            batch = range(page, min(page + LOOKUP_CONCURRENCY, last + 1))
+            for p in await asyncio.gather(*(self._load(ALL_LEADS, PageRef(k, LOOKUP_PAGE_SIZE)) for k in batch)):
+                self._take(p.items, wanted, found)
+            page = batch.stop
+        complete = first.last_page <= self.lookup_max_pages or not (wanted - found.keys())
+        if not complete:
+            self.warnings.append({
+                "code": "LOOKUP_TRUNCATED",
+                "message": f"Looked for leads by id among the first {last * LOOKUP_PAGE_SIZE} of {first.total} "
+                           "leads only (GATEWAY_LOOKUP_MAX_PAGES); some may exist beyond that.",
+            })
+        return LookupResult(found, complete, scanned=min(first.total, last * LOOKUP_PAGE_SIZE), total=first.total)
+
+    async def campaign_leads_page(self, campaign_id: int) -> LeadPage:
+        """The first page of a campaign's leads (its name comes from them)."""
+        return await self._load(ALL_LEADS.with_campaign(campaign_id), CAMPAIGN_PAGE)
+
+    def _load(self, query: LeadQuery, ref: PageRef) -> Awaitable[LeadPage]:
+        return self.load_page(PageRequest(query, ref))
+
+    @staticmethod
+    def _take(items: Iterable[LeadRecord], wanted: set[int], found: dict[int, LeadRecord]) -> None:
+        for lead in items:
+            if lead.id in wanted:
+                found.setdefault(lead.id, lead)

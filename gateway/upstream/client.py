@@ -1,0 +1,129 @@
+"""``LeadsAPI``: the one place that speaks HTTP to the upstream ``GET /user/leads``.
+
+Policy hooks in the spirit of apollo's RESTDataSource: ``params_for`` builds the query string,
+``error_from_response`` maps HTTP statuses to the gateway's error family, ``parse_page`` (models.py)
+turns the body into typed records. Nothing above this module sees a status code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
+
+import httpx
+
+from gateway.errors import (
+    Forbidden,
+    GatewayError,
+    RateLimited,
+    UpstreamBadResponse,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnauthenticated,
+    UpstreamUnavailable,
+)
+from gateway.filters import LeadQuery
+from gateway.pagination import PageRef
+from gateway.upstream.models import LeadPage, parse_page
+
+# Upstream query parameter -> the GraphQL argument a client set, for 422 field errors.
+ARGUMENT_FOR_PARAM = {
+    "status": "filter.status",
+    "campaign_id": "filter.campaignId",
+    "phone_number": "filter.phoneNumber",
+    "date_from": "filter.createdFrom",
+    "date_to": "filter.createdTo",
+    "per_page": "first/last",
+    "page": "after/before",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """One upstream call: a filter and a page. Hashable: it is the key for dedup and caching."""
+
+    query: LeadQuery
+    page: PageRef
+
+    @property
+    def params(self) -> tuple[tuple[str, str], ...]:
+        return (*self.query.params, ("page", str(self.page.page)), ("per_page", str(self.page.per_page)))
+
+
+class LeadsAPI:
+    """Fetches pages of the caller's leads through one shared ``httpx.AsyncClient``."""
+
+    path = "/user/leads"
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str, timeout: float) -> None:
+        self._client = client
+        self._url = base_url.rstrip("/") + self.path
+        self._timeout = timeout
+
+    async def fetch_page(self, token: str, request: PageRequest) -> LeadPage:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        try:
+            response = await self._client.get(self._url, params=request.params, headers=headers,
+                                              timeout=self._timeout)
+        except httpx.TimeoutException:
+            raise UpstreamTimeout(f"The upstream did not answer within {self._timeout:g} s.") from None
+        except httpx.HTTPError:
+            # The exception text can carry the URL; the client gets a generic message.
+            raise UpstreamUnavailable("The upstream could not be reached.") from None
+        if response.status_code != 200:
+            raise error_from_response(response)
+        try:
+            payload = json.loads(response.content)
+        except ValueError:
+            raise UpstreamBadResponse("The upstream answered with a body that is not JSON.") from None
+        return parse_page(payload)
+
+
+def error_from_response(response: httpx.Response) -> GatewayError:
+    """Map a non-200 upstream answer to the contract's error codes (see CONTRACT.md)."""
+    status = response.status_code
+    if status == 401:
+        return UpstreamUnauthenticated("The upstream refused the bearer token (401).")
+    if status == 403:
+        return Forbidden("The upstream refused access to these leads (403).")
+    if status == 422:
+        return _rejected(response)
+    if status == 429:
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        extra = {"retryAfter": retry_after} if retry_after is not None else {}
+        return RateLimited("The upstream is rate limiting this caller (429).", **extra)
+    if 300 <= status < 400 and "login" in response.headers.get("Location", ""):
+        # Laravel redirects unauthenticated non-JSON requests to its login page.
+        return UpstreamUnauthenticated("The upstream refused the bearer token (redirect to login).")
+    if status >= 500:
+        return UpstreamUnavailable(f"The upstream failed with HTTP {status}.", upstreamStatus=status)
+    return UpstreamBadResponse(f"The upstream answered with unexpected HTTP {status}.", upstreamStatus=status)
+
+
+def _rejected(response: httpx.Response) -> GatewayError:
+    try:
+        body = json.loads(response.content)
+        message = str(body.get("message") or "validation failed")
+        errors = body.get("errors") or {}
+        field_errors = {ARGUMENT_FOR_PARAM.get(k, k): [str(m) for m in v] for k, v in errors.items()}
+    except (ValueError, AttributeError, TypeError):
+        message, field_errors = "validation failed", {}
+    return UpstreamRejected(f"The upstream rejected the request: {message}", fieldErrors=field_errors)
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> int | None:
+    """``Retry-After`` as whole seconds (delta-seconds or an HTTP date), or None when absent/garbled."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0, round((when - (now or datetime.now(UTC))).total_seconds()))

@@ -1,0 +1,211 @@
+"""Typed records for the upstream's Laravel paginator, parsed once at the edge.
+
+Every Laravel quirk the gateway tolerates is handled here and nowhere else:
+- PHP's empty object serialised as an empty list (``"variables": []``, ``"campaign": []``);
+- nullable relations (``campaign: null``, ``secondary_contacts: null`` or absent);
+- ``from``/``to`` null on an empty page (not used: offsets come from ``current_page``/``per_page``);
+- numbers sent as numeric strings (``"per_page": "15"``, as some database drivers produce);
+- ``data`` as an object keyed by index (a filtered collection that was not re-indexed);
+- ``variables`` as a JSON-encoded string (a model attribute without a cast);
+- timestamps ``YYYY-MM-DD HH:MM:SS`` without an offset, in UTC (ISO-8601 with ``T``/``Z`` accepted too).
+Anything else that is not the documented shape raises ``UpstreamBadResponse``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.errors import UpstreamBadResponse
+
+STATUSES = ("created", "scheduled", "processing", "completed", "rescheduled",
+            "reached-max-retries", "blacklisted")
+_STATUS_SET = frozenset(STATUSES)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignRef:
+    id: int
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRecord:
+    id: int
+    phone_number: str
+    variables: dict[str, Any]
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LeadRecord:
+    id: int
+    campaign_id: int | None
+    phone_number: str
+    variables: dict[str, Any]
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    campaign: CampaignRef | None
+    secondary_contacts: tuple[ContactRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LeadPage:
+    """One upstream page; ``offset`` is the list position of ``items[0]``."""
+
+    page: int
+    per_page: int
+    total: int
+    last_page: int
+    items: tuple[LeadRecord, ...]
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+
+class _Bad(Exception):
+    """Internal: a shape problem at ``path``; turned into UpstreamBadResponse by parse_page."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+
+
+def parse_page(payload: Any) -> LeadPage:
+    """Parse a decoded paginator body into a ``LeadPage`` or raise ``UpstreamBadResponse``."""
+    try:
+        return _page(payload)
+    except _Bad as exc:
+        raise UpstreamBadResponse(f"The upstream returned a leads page that is not the documented shape ({exc}).") from None
+
+
+def _page(p: Any) -> LeadPage:
+    if not isinstance(p, dict):
+        raise _Bad("$", "expected a paginator object")
+    page = _int(p.get("current_page"), "current_page", minimum=1)
+    per_page = _int(p.get("per_page"), "per_page", minimum=1)
+    total = _int(p.get("total"), "total", minimum=0)
+    raw_last = p.get("last_page")
+    last_page = _int(raw_last, "last_page", minimum=1) if raw_last is not None else max(1, -(-total // per_page))
+    rows = _list(p.get("data"), "data", required=True)
+    items = tuple(_lead(row, f"data[{i}]") for i, row in enumerate(rows))
+    if len(items) > per_page:
+        raise _Bad("data", f"{len(items)} rows on a page of {per_page}")
+    return LeadPage(page=page, per_page=per_page, total=total, last_page=last_page, items=items)
+
+
+def _lead(r: Any, path: str) -> LeadRecord:
+    if not isinstance(r, dict):
+        raise _Bad(path, "expected an object")
+    campaign_id = r.get("campaign_id")
+    return LeadRecord(
+        id=_int(r.get("id"), f"{path}.id"),
+        campaign_id=None if campaign_id is None else _int(campaign_id, f"{path}.campaign_id"),
+        phone_number=_str(r.get("phone_number"), f"{path}.phone_number"),
+        variables=_variables(r.get("variables"), f"{path}.variables"),
+        status=_status(r.get("status"), f"{path}.status"),
+        created_at=_timestamp(r.get("created_at"), f"{path}.created_at"),
+        updated_at=_timestamp(r.get("updated_at"), f"{path}.updated_at"),
+        campaign=_campaign(r.get("campaign"), f"{path}.campaign"),
+        secondary_contacts=tuple(
+            _contact(c, f"{path}.secondary_contacts[{i}]")
+            for i, c in enumerate(_list(r.get("secondary_contacts"), f"{path}.secondary_contacts"))
+        ),
+    )
+
+
+def _contact(r: Any, path: str) -> ContactRecord:
+    if not isinstance(r, dict):
+        raise _Bad(path, "expected an object")
+    return ContactRecord(
+        id=_int(r.get("id"), f"{path}.id"),
+        phone_number=_str(r.get("phone_number"), f"{path}.phone_number"),
+        variables=_variables(r.get("variables"), f"{path}.variables"),
+        status=_status(r.get("status"), f"{path}.status"),
+        created_at=_timestamp(r.get("created_at"), f"{path}.created_at"),
+        updated_at=_timestamp(r.get("updated_at"), f"{path}.updated_at"),
+    )
+
+
+def _campaign(c: Any, path: str) -> CampaignRef | None:
+    if c is None or c == []:  # null relation, or PHP's empty array
+        return None
+    if not isinstance(c, dict):
+        raise _Bad(path, "expected an object or null")
+    name = c.get("name")
+    if name is not None and not isinstance(name, str):
+        raise _Bad(f"{path}.name", "expected a string or null")
+    return CampaignRef(id=_int(c.get("id"), f"{path}.id"), name=name)
+
+
+def _int(v: Any, path: str, minimum: int | None = None) -> int:
+    if isinstance(v, bool):
+        raise _Bad(path, "expected an integer")
+    if isinstance(v, int):
+        out = v
+    elif isinstance(v, str) and v.strip().lstrip("-").isdigit():
+        out = int(v)
+    elif isinstance(v, float) and v.is_integer():
+        out = int(v)
+    else:
+        raise _Bad(path, "expected an integer")
+    if minimum is not None and out < minimum:
+        raise _Bad(path, f"expected an integer >= {minimum}")
+    return out
+
+
+def _str(v: Any, path: str) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int) and not isinstance(v, bool):  # a phone number stored as a number
+        return str(v)
+    raise _Bad(path, "expected a string")
+
+
+def _list(v: Any, path: str, required: bool = False) -> list:
+    if v is None and not required:
+        return []
+    if isinstance(v, list):
+        return v
+    if isinstance(v, dict) and all(isinstance(k, str) and k.isdigit() for k in v):
+        return [v[k] for k in sorted(v, key=int)]  # a collection that kept its keys
+    raise _Bad(path, "expected a list")
+
+
+def _variables(v: Any, path: str) -> dict[str, Any]:
+    if v is None or v == []:
+        return {}
+    if isinstance(v, str):
+        try:
+            v = json.loads(v)
+        except ValueError:
+            raise _Bad(path, "expected an object or a JSON-encoded object") from None
+        if v == [] or v is None:
+            return {}
+    if isinstance(v, dict):
+        return v
+    raise _Bad(path, "expected an object")
+
+
+def _status(v: Any, path: str) -> str:
+    if isinstance(v, str):
+        s = v.strip().lower().replace("_", "-")
+        if s in _STATUS_SET:
+            return s
+    raise _Bad(path, "expected one of " + ", ".join(STATUSES))
+
+
+def _timestamp(v: Any, path: str) -> datetime:
+    if not isinstance(v, str):
+        raise _Bad(path, "expected a timestamp string")
+    try:
+        dt = datetime.fromisoformat(v.strip())
+    except ValueError:
+        raise _Bad(path, "expected YYYY-MM-DD HH:MM:SS") from None
+    # Laravel serialises UTC without an offset; an explicit offset is honoured and normalised.
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
