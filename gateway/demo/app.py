@@ -1,0 +1,518 @@
+"""The embedded demo upstream: ``GET /user/leads`` as the Laravel application behind it behaves.
+
+It exists so that ``serve --demo`` works without credentials and so that tests and benchmarks
+exercise the gateway against the real wire format, not against a friendlier one. Hence the
+Laravel details are imitated on purpose: global ``TrimStrings``/``ConvertEmptyStringsToNull``
+middleware, FormRequest validation (all rules run, no ``bail``) with Laravel's English
+messages, ``LengthAwarePaginator::toArray()`` with ``withQueryString()`` and ``UrlWindow``
+links, an unescaped SQL ``LIKE`` for the phone filter, and ``json_encode``'s escaped slashes
+and ``\\uXXXX`` escapes.
+
+Failure injection (``DemoOptions.fault`` or a ``fault-<kind>`` token) lets callers test how
+the gateway copes with the upstream's bad days.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import random
+import re
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import quote
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.demo.data import STATUSES, dataset_for_token
+
+FAULTS = ("500", "502", "503", "429", "slow", "malformed", "html", "shape")
+FAULT_TOKEN_PREFIX = "fault-"
+FORBIDDEN_TOKEN_PREFIX = "forbidden"
+REVOKED_TOKEN_PREFIX = "revoked"  # a token Sanctum no longer knows: 401 although one was sent
+
+DEFAULT_PER_PAGE = 15
+MAX_PER_PAGE = 100
+ON_EACH_SIDE = 3  # Laravel's default AbstractPaginator::$onEachSide
+
+_PHP_INT_MAX = 2**63 - 1
+_PHP_INT_MIN = -(2**63)
+_INTEGER_RE = re.compile(r"[+-]?(?:0|[1-9][0-9]*)")
+_NUMERIC_RE = re.compile(r"[ \t\n\r\v\f]*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t\n\r\v\f]*")
+_STRICT_DATE_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_LENIENT_DATE_RE = re.compile(r"([0-9]{1,4})-([0-9]{1,2})-([0-9]{1,2})")
+# Laravel's TrimStrings: whitespace plus BOM / zero-width space / LTR mark.
+_TRIM_CHARS = " \t\n\r\v\f\x00\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff\u200b\u200e"
+
+_JSON_HEADERS = {"cache-control": "no-cache, private"}
+
+
+@dataclass
+class DemoOptions:
+    """Runtime knobs of the demo upstream; mutable on purpose so tests can flip them on a running server."""
+
+    latency: float = 0.0  # seconds added to every response
+    fault: str | None = None  # one of FAULTS
+    fault_rate: float = 1.0  # fraction of requests that get ``fault``
+    retry_after: int = 1  # Retry-After seconds of a 429
+    slow_seconds: float = 30.0  # how long a "slow" response stalls
+
+    def __post_init__(self) -> None:
+        if self.fault is not None and self.fault not in FAULTS:
+            raise ValueError(f"unknown demo fault {self.fault!r}; expected one of {', '.join(FAULTS)}")
+        if not 0.0 <= self.fault_rate <= 1.0:
+            raise ValueError(f"fault_rate must be between 0 and 1, got {self.fault_rate!r}")
+
+
+@dataclass
+class Call:
+    """One request the demo upstream received (kept so tests can assert what the gateway sent)."""
+
+    token: str | None
+    params: dict[str, str]
+    status: int
+
+
+# ---------------------------------------------------------------------------- PHP / Laravel helpers
+
+def _php_json(value) -> str:
+    """``json_encode`` with Laravel's default flags: ASCII-only output and ``\\/`` for slashes."""
+    return json.dumps(value, separators=(",", ":")).replace("/", "\\/")
+
+
+def _json_response(payload, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(_php_json(payload), status_code=status, media_type="application/json",
+                    headers={**_JSON_HEADERS, **(headers or {})})
+
+
+def _bearer_token(header: str | None) -> str | None:
+    """``Illuminate\\Http\\Request::bearerToken()``: text after the last ``Bearer `` (any case), up to a comma."""
+    if not header:
+        return None
+    position = header.lower().rfind("bearer ")
+    if position < 0:
+        return None
+    token = header[position + 7:].split(",", 1)[0].strip()
+    return token or None
+
+
+def _php_query(request: Request) -> dict[str, str]:
+    """The query string as PHP sees it: a repeated key keeps its first position and its last value."""
+    params: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        params[key] = value
+    return params
+
+
+def _laravel_input(raw: dict[str, str]) -> dict[str, str | None]:
+    """Apply the global ``TrimStrings`` and ``ConvertEmptyStringsToNull`` middleware."""
+    cleaned: dict[str, str | None] = {}
+    for key, value in raw.items():
+        value = value.strip(_TRIM_CHARS)
+        cleaned[key] = value or None
+    return cleaned
+
+
+def _php_int(value: str) -> int | None:
+    """``filter_var($value, FILTER_VALIDATE_INT)``: no leading zeros, within PHP's int range."""
+    candidate = value.strip(" \t\n\r\v")
+    if not _INTEGER_RE.fullmatch(candidate):
+        return None
+    number = int(candidate)
+    return number if _PHP_INT_MIN <= number <= _PHP_INT_MAX else None
+
+
+def _size(value: str, numeric_rules: bool) -> float:
+    """Laravel's ``getSize``: the number for numeric-ruled numeric values, else the string length."""
+    if numeric_rules and _NUMERIC_RE.fullmatch(value):
+        return float(value)
+    return len(value)
+
+
+def _is_leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if _is_leap(year) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _valid_date_format(value: str) -> bool:
+    """``date_format:Y-m-d``: ``createFromFormat`` then ``format`` must give the input back."""
+    match = _STRICT_DATE_RE.fullmatch(value)
+    if not match:
+        return False
+    year, month, day = (int(part) for part in match.groups())
+    return 1 <= month <= 12 and 1 <= day <= _days_in_month(year, month)
+
+
+def _lenient_date(value: str) -> tuple[int, int, int] | None:
+    """``DateTime::createFromFormat('!Y-m-d')`` as used by ``after_or_equal``: short fields and overflow allowed."""
+    match = _LENIENT_DATE_RE.fullmatch(value)
+    if not match:
+        return None
+    year, month, day = (int(part) for part in match.groups())
+    year += (month - 1) // 12
+    month = (month - 1) % 12 + 1
+    # Day overflow/underflow rolls over month boundaries, as PHP does.
+    while day > _days_in_month(year, month):
+        day -= _days_in_month(year, month)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    while day < 1:
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+        day += _days_in_month(year, month)
+    return year, month, day
+
+
+def _after_or_equal(value: str, other: str | None) -> bool:
+    """``after_or_equal:date_from`` with a ``date_format`` rule present (``checkDateTimeOrder``).
+
+    An absent ``date_from`` passes; an unparsable one (or an unparsable ``value``) fails.
+    """
+    if other is None:
+        return True
+    first, second = _lenient_date(value), _lenient_date(other)
+    return first is not None and second is not None and first >= second
+
+
+# ---------------------------------------------------------------------------- validation
+
+def _validate(data: dict[str, str | None]) -> dict[str, list[str]]:
+    """The endpoint's FormRequest rules, in rule order; every attribute is ``nullable`` (absent or empty skips it)."""
+    errors: dict[str, list[str]] = {}
+
+    def fail(attribute: str, message: str) -> None:
+        errors.setdefault(attribute, []).append(message)
+
+    status = data.get("status")
+    if status is not None and status not in STATUSES:  # string|in:...
+        fail("status", "The selected status is invalid.")
+
+    campaign_id = data.get("campaign_id")
+    if campaign_id is not None and _php_int(campaign_id) is None:  # integer
+        fail("campaign_id", "The campaign id field must be an integer.")
+
+    phone = data.get("phone_number")
+    if phone is not None and len(phone) > 255:  # string|max:255
+        fail("phone_number", "The phone number field must not be greater than 255 characters.")
+
+    date_from = data.get("date_from")
+    if date_from is not None and not _valid_date_format(date_from):  # date_format:Y-m-d
+        fail("date_from", "The date from field must match the format Y-m-d.")
+
+    date_to = data.get("date_to")
+    if date_to is not None:  # date_format:Y-m-d|after_or_equal:date_from
+        if not _valid_date_format(date_to):
+            fail("date_to", "The date to field must match the format Y-m-d.")
+        if not _after_or_equal(date_to, date_from):
+            fail("date_to", "The date to field must be a date after or equal to date from.")
+
+    per_page = data.get("per_page")
+    if per_page is not None:  # integer|between:1,100
+        if _php_int(per_page) is None:
+            fail("per_page", "The per page field must be an integer.")
+        if not 1 <= _size(per_page, True) <= MAX_PER_PAGE:
+            fail("per_page", f"The per page field must be between 1 and {MAX_PER_PAGE}.")
+
+    page = data.get("page")
+    if page is not None:  # integer|min:1
+        if _php_int(page) is None:
+            fail("page", "The page field must be an integer.")
+        if not _size(page, True) >= 1:
+            fail("page", "The page field must be at least 1.")
+    return errors
+
+
+def _validation_response(errors: dict[str, list[str]]) -> Response:
+    """``ValidationException::summarize``: first message plus "(and N more error[s])"."""
+    messages = [message for field_messages in errors.values() for message in field_messages]
+    message = messages[0]
+    if len(messages) > 1:
+        more = len(messages) - 1
+        message += f" (and {more} more error{'s' if more > 1 else ''})"
+    return _json_response({"message": message, "errors": errors}, 422)
+
+
+# ---------------------------------------------------------------------------- filtering and paging
+
+@functools.lru_cache(maxsize=64)
+def _encoded_rows(token: str) -> tuple[tuple[dict, str], ...]:
+    """Each lead next to its pre-encoded JSON, so a page is a join of cached strings."""
+    return tuple((lead, _php_json(lead)) for lead in dataset_for_token(token))
+
+
+def _like_matcher(needle: str) -> Callable[[str], bool]:
+    """MySQL ``LIKE '%needle%'`` (the value is not escaped, so ``%``/``_`` act as wildcards; ci collation)."""
+    if not any(char in needle for char in "%_\\"):
+        lowered = needle.lower()
+        return lambda value: lowered in value.lower()
+    pattern = "%" + needle + "%"
+    parts, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            parts.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        parts.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
+        i += 1
+    regex = re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+    return lambda value: regex.fullmatch(value) is not None
+
+
+def _filtered(token: str, data: dict[str, str | None]) -> list[tuple[dict, str]] | tuple[tuple[dict, str], ...]:
+    rows = _encoded_rows(token)
+    status = data.get("status")
+    if status is not None:
+        rows = [row for row in rows if row[0]["status"] == status]
+    campaign_id = data.get("campaign_id")
+    if campaign_id is not None:
+        wanted = int(campaign_id)
+        rows = [row for row in rows if row[0]["campaign_id"] == wanted]
+    phone = data.get("phone_number")
+    if phone is not None:
+        matches = _like_matcher(phone)
+        rows = [row for row in rows if matches(row[0]["phone_number"])]
+    date_from = data.get("date_from")
+    if date_from is not None:  # whereDate('created_at', '>=', ...)
+        rows = [row for row in rows if row[0]["created_at"][:10] >= date_from]
+    date_to = data.get("date_to")
+    if date_to is not None:  # whereDate('created_at', '<=', ...)
+        rows = [row for row in rows if row[0]["created_at"][:10] <= date_to]
+    return rows
+
+
+def _page_url_factory(path: str, data: dict[str, str | None]) -> Callable[[int], str]:
+    """``AbstractPaginator::url()`` after ``withQueryString()``: the request's (cleaned) query with
+    ``page`` replaced in place or appended, encoded by ``http_build_query`` (RFC 3986, nulls dropped)."""
+    encoded = {key: quote(value, safe="") for key, value in data.items() if value is not None}
+    keys = list(data)
+    if "page" not in keys:
+        keys.append("page")
+    prefix = [f"{quote(key, safe='')}={encoded[key]}" if key in encoded else None for key in keys]
+    page_index = keys.index("page")
+
+    def url(page: int) -> str:
+        parts = list(prefix)
+        parts[page_index] = f"page={max(page, 1)}"
+        return path + "?" + "&".join(part for part in parts if part is not None)
+
+    return url
+
+
+def _link_window(current: int, last: int) -> list[list[int] | str]:
+    """``UrlWindow::make()`` then ``AbstractPaginator::elements()``: page ranges and ``"..."`` markers."""
+    def pages(start: int, end: int) -> list[int]:
+        return list(range(start, end + 1))
+
+    window = ON_EACH_SIDE + 4
+    if last < ON_EACH_SIDE * 2 + 8:
+        return [pages(1, last)]
+    if current <= window:
+        return [pages(1, window + ON_EACH_SIDE), "...", pages(last - 1, last)]
+    if current > last - window:
+        return [pages(1, 2), "...", pages(last - (window + (ON_EACH_SIDE - 1)), last)]
+    return [pages(1, 2), "...", pages(current - ON_EACH_SIDE, current + ON_EACH_SIDE), "...", pages(last - 1, last)]
+
+
+def _paginator_body(request: Request, token: str, data: dict[str, str | None]) -> str:
+    """``LengthAwarePaginator::toArray()`` as JSON, keys in Laravel's order."""
+    per_page = int(data["per_page"]) if data.get("per_page") is not None else DEFAULT_PER_PAGE
+    current = int(data["page"]) if data.get("page") is not None else 1
+    rows = _filtered(token, data)
+    total = len(rows)
+    last = max(1, -(-total // per_page))
+    offset = (current - 1) * per_page
+    items = rows[offset:offset + per_page]
+
+    path = f"{request.url.scheme}://{request.url.netloc}{request.url.path}".rstrip("/")
+    url = _page_url_factory(path, data)
+    prev_url = url(current - 1) if current > 1 else None
+    next_url = url(current + 1) if current < last else None
+    links = [{"url": prev_url, "label": "&laquo; Previous", "active": False}]
+    for element in _link_window(current, last):
+        if element == "...":
+            links.append({"url": None, "label": "...", "active": False})
+        else:
+            links.extend({"url": url(page), "label": str(page), "active": page == current} for page in element)
+    links.append({"url": next_url, "label": "Next &raquo;", "active": False})
+
+    rest = {
+        "first_page_url": url(1),
+        "from": offset + 1 if items else None,
+        "last_page": last,
+        "last_page_url": url(last),
+        "links": links,
+        "next_page_url": next_url,
+        "path": path,
+        "per_page": per_page,
+        "prev_page_url": prev_url,
+        "to": offset + len(items) if items else None,
+        "total": total,
+    }
+    return (f'{{"current_page":{current},"data":[' + ",".join(row[1] for row in items)
+            + "]," + _php_json(rest)[1:])
+
+
+# ---------------------------------------------------------------------------- faults
+
+_HTML_ERROR = ("<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n"
+               "<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+_HTML_PAGE = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Login</title></head>\n"
+              "<body><form method=\"POST\" action=\"/login\"><input type=\"email\" name=\"email\">"
+              "<input type=\"password\" name=\"password\"><button>Log in</button></form></body>\n</html>\n")
+
+
+def _fault_response(kind: str, options: DemoOptions) -> Response:
+    if kind == "500":
+        return _json_response({"message": "Server Error"}, 500)
+    if kind in ("502", "503"):
+        reason = "Bad Gateway" if kind == "502" else "Service Temporarily Unavailable"
+        return Response(_HTML_ERROR.format(code=kind, reason=reason), status_code=int(kind), media_type="text/html")
+    if kind == "429":
+        return _json_response({"message": "Too Many Attempts."}, 429, {
+            "retry-after": str(options.retry_after), "x-ratelimit-limit": "60", "x-ratelimit-remaining": "0"})
+    if kind == "html":
+        return Response(_HTML_PAGE, status_code=200, media_type="text/html")
+    if kind == "shape":
+        return _json_response({"data": "oops", "total": "many"}, 200)
+    raise ValueError(f"fault {kind!r} has no canned response")
+
+
+# ---------------------------------------------------------------------------- the app
+
+def _respond(request: Request, token: str | None, raw: dict[str, str]) -> tuple[Response, float]:
+    """The response and the extra stall (for "slow"), in Laravel's order: auth, throttling/faults, policy, validation."""
+    state = request.app.state
+    options: DemoOptions = state.options
+    if token is None or token.startswith(REVOKED_TOKEN_PREFIX):
+        return _json_response({"message": "Unauthenticated."}, 401), 0.0
+
+    kind = None
+    if token.startswith(FAULT_TOKEN_PREFIX) and token[len(FAULT_TOKEN_PREFIX):] in FAULTS:
+        kind = token[len(FAULT_TOKEN_PREFIX):]
+    elif options.fault is not None:
+        if options.fault not in FAULTS:
+            raise ValueError(f"unknown demo fault {options.fault!r}")
+        if state.fault_rng.random() < options.fault_rate:
+            kind = options.fault
+    if kind not in (None, "slow", "malformed"):
+        return _fault_response(kind, options), 0.0
+
+    if token.startswith(FORBIDDEN_TOKEN_PREFIX):
+        response = _json_response({"message": "This action is unauthorized."}, 403)
+    else:
+        data = _laravel_input(raw)
+        errors = _validate(data)
+        if errors:
+            response = _validation_response(errors)
+        else:
+            response = Response(_paginator_body(request, token, data), media_type="application/json",
+                                headers=_JSON_HEADERS)
+    if kind == "malformed":
+        body = bytes(response.body)
+        response = Response(body[: max(1, len(body) // 2)], status_code=200, media_type="application/json",
+                            headers=_JSON_HEADERS)
+    return response, options.slow_seconds if kind == "slow" else 0.0
+
+
+async def _sleep_unless_disconnected(request: Request, seconds: float) -> None:
+    """Stall like a slow server, but stop early when the client hangs up (keeps shutdown and benchmarks quick)."""
+    async def client_gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    sleeper = asyncio.ensure_future(asyncio.sleep(seconds))
+    watcher = asyncio.ensure_future(client_gone())
+    try:
+        await asyncio.wait({sleeper, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sleeper, watcher):
+            task.cancel()
+
+
+async def _leads(request: Request) -> Response:
+    options: DemoOptions = request.app.state.options
+    raw = _php_query(request)
+    token = _bearer_token(request.headers.get("authorization"))
+    response, stall = _respond(request, token, raw)
+    request.app.state.calls.append(Call(token=token, params=dict(raw), status=response.status_code))
+    delay = max(options.latency, 0.0) + stall
+    if delay > 0:
+        await _sleep_unless_disconnected(request, delay)
+    return response
+
+
+async def _healthz(request: Request) -> Response:
+    return Response('{"status":"ok"}', media_type="application/json")
+
+
+def reset_calls(app: Starlette) -> None:
+    """Forget recorded calls and restart the fault draw sequence (so fault_rate runs are reproducible)."""
+    app.state.calls.clear()
+    app.state.fault_rng = random.Random(0)
+
+
+def create_demo_app(options: DemoOptions | None = None) -> Starlette:
+    """A Starlette app serving ``GET /user/leads`` (and ``/api/user/leads``) plus ``GET /healthz``.
+
+    ``app.state.options`` is read on every request, ``app.state.calls`` records every
+    ``/user/leads`` request, ``app.state.reset()`` clears the record.
+    """
+    app = Starlette(routes=[
+        Route("/user/leads", _leads, methods=["GET"]),
+        Route("/api/user/leads", _leads, methods=["GET"]),
+        Route("/healthz", _healthz, methods=["GET"]),
+    ])
+    app.state.options = options if options is not None else DemoOptions()
+    app.state.calls = []
+    app.state.fault_rng = random.Random(0)
+    app.state.reset = lambda: reset_calls(app)
+    return app
+
+
+def _env_float(name: str, minimum: float, maximum: float | None = None) -> float | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if value != value or value < minimum or (maximum is not None and value > maximum):
+        bounds = f"between {minimum:g} and {maximum:g}" if maximum is not None else f">= {minimum:g}"
+        raise ValueError(f"{name} must be {bounds}, got {raw!r}")
+    return value
+
+
+def main_options_from_env() -> DemoOptions:
+    """Options from ``DEMO_LATENCY_MS``, ``DEMO_FAULT``, ``DEMO_FAULT_RATE``, ``DEMO_RETRY_AFTER``,
+    ``DEMO_SLOW_SECONDS`` (all optional), for ``leads-gateway demo-upstream``."""
+    options = DemoOptions()
+    latency_ms = _env_float("DEMO_LATENCY_MS", 0.0)
+    if latency_ms is not None:
+        options.latency = latency_ms / 1000.0
+    fault = os.environ.get("DEMO_FAULT", "").strip()
+    if fault:
+        if fault not in FAULTS:
+            raise ValueError(f"DEMO_FAULT must be one of {', '.join(FAULTS)}, got {fault!r}")
+        options.fault = fault
+    rate = _env_float("DEMO_FAULT_RATE", 0.0, 1.0)
+    if rate is not None:
+        options.fault_rate = rate
+    retry_after = os.environ.get("DEMO_RETRY_AFTER", "").strip()
+    if retry_after:
+        if not re.fullmatch(r"[0-9]+", retry_after):
+            raise ValueError(f"DEMO_RETRY_AFTER must be a whole number of seconds >= 0, got {retry_after!r}")
+        options.retry_after = int(retry_after)
+    slow = _env_float("DEMO_SLOW_SECONDS", 0.0)
+    if slow is not None:
+        options.slow_seconds = slow
+    return options
