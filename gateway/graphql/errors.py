@@ -14,34 +14,32 @@ log = logging.getLogger("gateway.errors")
 INTERNAL_MESSAGE = "Internal server error."
 
 
+# graphql-core's messages for argument and variable values that do not fit their types.
+_BAD_VALUE_PREFIXES = ("Variable '$", "Argument '", "Expected value of type", "Expected type", "Value '", "Int cannot",
+                       "String cannot", "Boolean cannot", "ID cannot", "Enum '", "Field '")
+
+
 def format_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if isinstance(original, GatewayError):
         return error  # graphql-core already copied the GatewayError's extensions
-    if original is None:
-        # Raised by graphql-core itself: syntax, validation, or variable coercion.
-        if error.extensions and error.extensions.get("code"):
-            return error
+    if error.path is None:
+        # Before execution (parse, validation, variable coercion): the document or its inputs are at fault.
         if error.message.startswith("Syntax Error"):
             code = "GRAPHQL_PARSE_FAILED"
-        elif error.message.startswith("Variable '$"):
+        elif original is not None or error.message.startswith(_BAD_VALUE_PREFIXES):
             code = "BAD_USER_INPUT"
         else:
             code = "GRAPHQL_VALIDATION_FAILED"
-        error.extensions = {**(error.extensions or {}), "code": code}
-        return error
-    if type(original).__name__ == "StrawberryInputCoercionError" or isinstance(original, ValueError) and error.path is None:
-        # A scalar refused an argument literal or variable (e.g. a malformed Date).
         return GraphQLError(error.message, nodes=error.nodes, source=error.source, positions=error.positions,
-                            path=error.path, extensions={"code": "BAD_USER_INPUT"})
+                            extensions={**(error.extensions or {}), "code": code})
     return GraphQLError(INTERNAL_MESSAGE, nodes=error.nodes, source=error.source, positions=error.positions,
                         path=error.path, extensions={"code": "INTERNAL_SERVER_ERROR"})
 
 
 def is_expected(error: GraphQLError) -> bool:
-    """Errors worth a stack trace in the logs are the unexpected ones only."""
-    original = error.original_error
-    return original is None or isinstance(original, GatewayError)
+    """Only unexpected errors deserve a stack trace in the logs; client and upstream faults do not."""
+    return error.path is None or isinstance(error.original_error, GatewayError)
 
 
 class ErrorFormatter(SchemaExtension):
