@@ -1,0 +1,22 @@
+# syntax=docker/dockerfile:1
+# Build stage: turn the project into a wheel (no compiler or build tools reach the runtime image).
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY gateway ./gateway
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+# Runtime stage: the wheel and its dependencies, run as an unprivileged user.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-index --find-links=/wheels /wheels/*.whl \
+    && rm -rf /wheels \
+    && useradd --system --uid 10001 --no-create-home gateway
+USER 10001
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
+ENTRYPOINT ["leads-gateway"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]
