@@ -77,9 +77,9 @@ class LeadFilter:
         default=None, description="Created on or before this date, UTC (`date_to`).")
 
 
-FirstArg = Annotated[int | None, strawberry.argument(description="Return the first n leads after `after` (at most GATEWAY_MAX_PAGE_SIZE, default 100).")]
+FirstArg = Annotated[int | None, strawberry.argument(description="Return the first n leads after `after` (0 to GATEWAY_MAX_PAGE_SIZE, 100 by default; 15 when neither `first` nor `last` is given).")]
 AfterArg = Annotated[str | None, strawberry.argument(description="Start after this cursor (an edge's `cursor` or a `pageCursors` cursor).")]
-LastArg = Annotated[int | None, strawberry.argument(description="Return the last n leads before `before` (or of the whole list).")]
+LastArg = Annotated[int | None, strawberry.argument(description="Return the last n leads before `before`, or of the whole list when `before` is absent (0 to GATEWAY_MAX_PAGE_SIZE).")]
 BeforeArg = Annotated[str | None, strawberry.argument(description="End before this cursor.")]
 FilterArg = Annotated[LeadFilter | None, strawberry.argument(description="Narrow the list; cursors are bound to the filter they were issued for.")]
 

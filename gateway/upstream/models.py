@@ -104,8 +104,8 @@ def _lead(r: Any, path: str) -> LeadRecord:
         raise _Bad(path, "expected an object")
     campaign_id = r.get("campaign_id")
     return LeadRecord(
-        id=_int(r.get("id"), f"{path}.id"),
-        campaign_id=None if campaign_id is None else _int(campaign_id, f"{path}.campaign_id"),
+        id=_id(r.get("id"), f"{path}.id"),
+        campaign_id=None if campaign_id is None else _id(campaign_id, f"{path}.campaign_id"),
         phone_number=_str(r.get("phone_number"), f"{path}.phone_number"),
         variables=_variables(r.get("variables"), f"{path}.variables"),
         status=_status(r.get("status"), f"{path}.status"),
@@ -123,7 +123,7 @@ def _contact(r: Any, path: str) -> ContactRecord:
     if not isinstance(r, dict):
         raise _Bad(path, "expected an object")
     return ContactRecord(
-        id=_int(r.get("id"), f"{path}.id"),
+        id=_id(r.get("id"), f"{path}.id"),
         phone_number=_str(r.get("phone_number"), f"{path}.phone_number"),
         variables=_variables(r.get("variables"), f"{path}.variables"),
         status=_status(r.get("status"), f"{path}.status"),
@@ -140,7 +140,7 @@ def _campaign(c: Any, path: str) -> CampaignRef | None:
     name = c.get("name")
     if name is not None and not isinstance(name, str):
         raise _Bad(f"{path}.name", "expected a string or null")
-    return CampaignRef(id=_int(c.get("id"), f"{path}.id"), name=name)
+    return CampaignRef(id=_id(c.get("id"), f"{path}.id"), name=name)
 
 
 def _int(v: Any, path: str, minimum: int | None = None) -> int:
@@ -156,6 +156,18 @@ def _int(v: Any, path: str, minimum: int | None = None) -> int:
         raise _Bad(path, "expected an integer")
     if minimum is not None and out < minimum:
         raise _Bad(path, f"expected an integer >= {minimum}")
+    return out
+
+
+GRAPHQL_INT_MAX = 2**31 - 1
+
+
+def _id(v: Any, path: str) -> int:
+    """An upstream id: it must fit GraphQL's 32-bit ``Int`` (``databaseId: Int!``), else the page is refused
+    here with a clear error rather than failing later while the response is serialised."""
+    out = _int(v, path)
+    if not -GRAPHQL_INT_MAX - 1 <= out <= GRAPHQL_INT_MAX:
+        raise _Bad(path, "id does not fit a 32-bit GraphQL Int")
     return out
 
 

@@ -116,3 +116,22 @@ def test_partial_failure_keeps_the_good_fields(gateway, fresh_upstream, token):
     assert body["data"]["ok"]["totalCount"] > 0
     assert body["data"]["bad"] is None
     assert body["errors"][0]["path"] == ["bad"] and body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def test_unexpected_exceptions_are_masked_and_logged(make_gateway, fresh_upstream, token, caplog):
+    """A bug inside the gateway (here: a broken upstream client object) is INTERNAL_SERVER_ERROR with no detail
+    for the client, and the full traceback in the logs."""
+    gw = make_gateway(cache_ttl=0)
+    app = gw.server.server.config.app
+
+    class Broken:
+        async def fetch_page(self, token, request):
+            raise RuntimeError("secret internal detail")
+
+    app.state.api = Broken()
+    with caplog.at_level("ERROR", logger="gateway.errors"):
+        err = error_of(gw.gql(Q, token=token))
+    assert err["message"] == "Internal server error."
+    assert err["extensions"] == {"code": "INTERNAL_SERVER_ERROR"}
+    assert "secret" not in str(err) and token not in str(err)
+    assert "secret internal detail" in caplog.text
