@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -61,7 +62,7 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
     except ValueError:
         kind = "an integer" if integer else "a number"
         raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
-    if value < minimum:
+    if not math.isfinite(value) or value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
     return value
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from urllib.parse import urlencode
 from dataclasses import dataclass
 from datetime import date
 
@@ -55,7 +56,7 @@ class LeadQuery:
     @property
     def fingerprint(self) -> str:
         """A short digest of ``params``; cursors carry it so one filter's cursor is refused by another."""
-        raw = "&".join(f"{k}={v}" for k, v in self.params).encode()
+        raw = urlencode(self.params).encode()  # escaped, so no two filters share an encoding
         return base64.urlsafe_b64encode(hashlib.sha256(raw).digest()[:6]).decode()
 
     def with_campaign(self, campaign_id: int) -> LeadQuery:

@@ -21,7 +21,8 @@ def from_global_id(global_id: str) -> tuple[str, int]:
         raw = base64.urlsafe_b64decode(global_id + "=" * (-len(global_id) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raw = ""
-    match = _RAW.match(raw)
-    if not match:
+    match = _RAW.fullmatch(raw)
+    # Only the spelling we issue: no second encoding of the same object (stray newlines, loose base64).
+    if not match or to_global_id(match.group(1), int(match.group(2))) != global_id.rstrip("="):
         raise BadUserInput(f"{global_id!r} is not a valid global id.", argument="id")
     return match.group(1), int(match.group(2))

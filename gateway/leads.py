@@ -68,10 +68,14 @@ class LeadReader:
         else:
             total = None
         start, stop = request.bounds(total)
-        have = [(p.offset, p.offset + p.per_page) for p in pages]
-        pages += await asyncio.gather(*(self._load(query, ref) for ref in plan(start, stop, self.max_per_page, have)))
-        totals = {p.total for p in pages}
+        pages += await self._fetch(query, start, stop, pages)
         total = pages[0].total if total is None else total
+        if request.last is not None and request.hi is not None and request.hi > total:
+            # A `before` cursor beyond the end of a list that has since shrunk: as the Relay spec ignores a
+            # cursor that is no longer in the list, count back from the end instead.
+            start, stop = request.bounds_within(total)
+            pages += await self._fetch(query, start, stop, pages)
+        totals = {p.total for p in pages}
         warnings: list[dict] = []
         if len(totals) > 1:
             warnings.append({"code": "LIST_CHANGED", "message": "The upstream list changed while this window "
@@ -87,6 +91,14 @@ class LeadReader:
         self.warnings.extend(warnings)
         leads = collect(((p.offset, p.items) for p in pages), start, min(stop, max(total, start)))
         return Window(query, start, stop, total, tuple(leads), tuple(warnings))
+
+    async def _fetch(self, query: LeadQuery, start: int, stop: int, pages: list[LeadPage]) -> list[LeadPage]:
+        """The pages that cover ``[start, stop)`` beyond those in hand, fetched concurrently."""
+        if stop <= start and pages:
+            return []  # an empty window whose total is already known
+        have = [(p.offset, p.offset + p.per_page) for p in pages]
+        refs = plan(start, stop, self.max_per_page, have)
+        return list(await asyncio.gather(*(self._load(query, ref) for ref in refs)))
 
     async def find(self, ids: Sequence[int]) -> LookupResult:
         """Look leads up by id with a bounded scan of the caller's list (the upstream has no by-id call).

@@ -95,6 +95,12 @@ class WindowRequest:
         return start, max(start, hi)
 
 
+    def bounds_within(self, total: int) -> tuple[int, int]:
+        """``bounds`` with ``before`` capped at the end of a list of ``total`` leads."""
+        hi = total if self.hi is None else min(self.hi, total)
+        return WindowRequest(self.lo, hi, self.first, self.last).bounds(total)
+
+
 def resolve_window(*, first: int | None, after: str | None, last: int | None, before: str | None,
                    fingerprint: str, max_size: int) -> WindowRequest:
     """Validate Relay arguments (no I/O). Neither ``first`` nor ``last``: the first 15."""

@@ -118,7 +118,7 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> int |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return int(value)
     try:
         when = parsedate_to_datetime(value)

@@ -14,6 +14,7 @@ Anything else that is not the documented shape raises ``UpstreamBadResponse``.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from gateway.errors import UpstreamBadResponse
 STATUSES = ("created", "scheduled", "processing", "completed", "rescheduled",
             "reached-max-retries", "blacklisted")
 _STATUS_SET = frozenset(STATUSES)
+_INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit() also accepts "²"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,9 @@ def parse_page(payload: Any) -> LeadPage:
         return _page(payload)
     except _Bad as exc:
         raise UpstreamBadResponse(f"The upstream returned a leads page that is not the documented shape ({exc}).") from None
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        # A shape no rule above anticipated is still the upstream's fault, not an internal error.
+        raise UpstreamBadResponse("The upstream returned a leads page that is not the documented shape.") from None
 
 
 def _page(p: Any) -> LeadPage:
@@ -148,7 +153,7 @@ def _int(v: Any, path: str, minimum: int | None = None) -> int:
         raise _Bad(path, "expected an integer")
     if isinstance(v, int):
         out = v
-    elif isinstance(v, str) and v.strip().lstrip("-").isdigit():
+    elif isinstance(v, str) and _INTEGER.fullmatch(v.strip()):
         out = int(v)
     elif isinstance(v, float) and v.is_integer():
         out = int(v)
@@ -184,8 +189,10 @@ def _list(v: Any, path: str, required: bool = False) -> list:
         return []
     if isinstance(v, list):
         return v
-    if isinstance(v, dict) and all(isinstance(k, str) and k.isdigit() for k in v):
-        return [v[k] for k in sorted(v, key=int)]  # a collection that kept its keys
+    if isinstance(v, dict) and all(isinstance(k, str) and k.isascii() and k.isdigit() for k in v):
+        # A collection that kept its keys (e.g. filtered or sorted without ->values()): PHP encodes it in
+        # collection order, which json.loads keeps; the keys are the old positions, not the order.
+        return list(v.values())
     raise _Bad(path, "expected a list")
 
 
