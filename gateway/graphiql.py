@@ -38,6 +38,7 @@ def graphiql_html(demo: bool) -> str:
     example = EXAMPLE_QUERY.replace("\\", "\\\\").replace("`", "\\`").replace("${", "\\${")
     html, n = re.subn(r"const EXAMPLE_QUERY = `.*?`;", lambda _: f"const EXAMPLE_QUERY = `{example}`;", html,
                       count=1, flags=re.S)
+    html = html.replace("<title>Strawberry GraphiQL</title>", "<title>leads-gateway · GraphiQL</title>")
     html = html.replace("React.useState(parameters.headers)",
                         f"React.useState(parameters.headers || {json.dumps(json.dumps(headers, indent=2))})")
     if n != 1:

@@ -12,7 +12,7 @@ from strawberry.dataloader import DataLoader
 from gateway.cache import PageCache
 from gateway.config import UPSTREAM_MAX_PER_PAGE, Settings
 from gateway.errors import Unauthenticated
-from gateway.leads import LeadReader, LookupResult
+from gateway.leads import LeadReader
 from gateway.upstream.client import LeadsAPI, PageRequest
 from gateway.upstream.models import LeadPage, LeadRecord
 
@@ -45,7 +45,6 @@ class GatewayContext:
         self.reader = LeadReader(self.page_loader.load, max_per_page=UPSTREAM_MAX_PER_PAGE,
                                  lookup_max_pages=self.settings.lookup_max_pages, warnings=self.warnings)
         self.lead_loader: DataLoader[int, LeadRecord | None] = DataLoader(load_fn=self._load_leads)
-        self.lookup: LookupResult | None = None
 
     async def _load_pages(self, requests: list[PageRequest]) -> list[LeadPage | BaseException]:
         if self.token is None:
@@ -58,5 +57,4 @@ class GatewayContext:
 
     async def _load_leads(self, ids: list[int]) -> list[LeadRecord | None]:
         result = await self.reader.find(ids)
-        self.lookup = result
         return [result.found.get(i) for i in ids]

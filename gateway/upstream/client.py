@@ -78,7 +78,13 @@ class LeadsAPI:
             payload = json.loads(response.content)
         except ValueError:
             raise UpstreamBadResponse("The upstream answered with a body that is not JSON.") from None
-        return parse_page(payload)
+        page = parse_page(payload)
+        if (page.page, page.per_page) != (request.page.page, request.page.per_page):
+            # Slicing trusts page/per_page; an upstream that silently capped per_page would lose leads.
+            raise UpstreamBadResponse(
+                f"The upstream answered page {page.page} of size {page.per_page} when asked for page "
+                f"{request.page.page} of size {request.page.per_page}.")
+        return page
 
 
 def error_from_response(response: httpx.Response) -> GatewayError:

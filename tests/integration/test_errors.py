@@ -135,3 +135,28 @@ def test_unexpected_exceptions_are_masked_and_logged(make_gateway, fresh_upstrea
     assert err["extensions"] == {"code": "INTERNAL_SERVER_ERROR"}
     assert "secret" not in str(err) and token not in str(err)
     assert "secret internal detail" in caplog.text
+
+
+async def test_an_upstream_that_caps_per_page_is_a_bad_response():
+    """An upstream answering another page size than asked would make the slicing lose leads: refuse it.
+    (The demo upstream never does this, so a one-route upstream that does is served over real HTTP.)"""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from gateway.serving import start_in_thread
+
+    async def capped(request):
+        return JSONResponse({"current_page": int(request.query_params["page"]), "per_page": 50, "total": 500,
+                             "last_page": 10, "data": [], "from": None, "to": None})
+
+    server = start_in_thread(Starlette(routes=[Route("/user/leads", capped)]))
+    try:
+        async with httpx.AsyncClient() as client:
+            api = LeadsAPI(client, server.url, timeout=5)
+            with pytest.raises(Exception) as info:
+                await api.fetch_page("someone", PageRequest(LeadQuery(), PageRef(2, 100)))
+    finally:
+        server.stop()
+    assert info.value.extensions["code"] == "UPSTREAM_BAD_RESPONSE"
+    assert "size 50 when asked for page 2 of size 100" in info.value.message
