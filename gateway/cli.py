@@ -21,12 +21,12 @@ def app_from_env():
 
 def _serve(args: argparse.Namespace) -> int:
     if args.demo:
-        from gateway.demo.app import create_demo_app, main_options_from_env
+        from gateway.demo.app import create_demo_app
         from gateway.demo.data import DEMO_TOKEN
         from gateway.serving import start_in_thread
 
         # The demo upstream runs beside the gateway over real loopback HTTP, like the real API would.
-        upstream = start_in_thread(create_demo_app(main_options_from_env()), "127.0.0.1", args.demo_port)
+        upstream = start_in_thread(create_demo_app(_demo_options(args)), "127.0.0.1", args.demo_port)
         os.environ["GATEWAY_UPSTREAM_URL"] = upstream.url
         os.environ.setdefault("GATEWAY_DEMO_TOKEN", DEMO_TOKEN)
         print(f"demo upstream on {upstream.url}/user/leads", file=sys.stderr)
@@ -43,10 +43,30 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_upstream(args: argparse.Namespace) -> int:
-    from gateway.demo.app import create_demo_app, main_options_from_env
+def _demo_options(args: argparse.Namespace):
+    """DemoOptions from DEMO_* variables, overridden by the command line flags."""
+    from gateway.demo.app import main_options_from_env
 
-    uvicorn.run(create_demo_app(main_options_from_env()), host=args.host, port=args.port, log_level=args.log_level)
+    try:
+        options = main_options_from_env()
+        if args.latency_ms is not None:
+            options.latency = args.latency_ms / 1000
+        if args.fault is not None:
+            options.fault = args.fault
+        if args.fault_rate is not None:
+            options.fault_rate = args.fault_rate
+        if args.retry_after is not None:
+            options.retry_after = args.retry_after
+        options.__post_init__()  # re-validate after the overrides
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return options
+
+
+def _demo_upstream(args: argparse.Namespace) -> int:
+    from gateway.demo.app import create_demo_app
+
+    uvicorn.run(create_demo_app(_demo_options(args)), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -55,6 +75,16 @@ def _schema(args: argparse.Namespace) -> int:
 
     sys.stdout.write(sdl())
     return 0
+
+
+def _demo_flags(parser: argparse.ArgumentParser) -> None:
+    from gateway.demo.app import FAULTS
+
+    group = parser.add_argument_group("demo upstream behaviour (also DEMO_LATENCY_MS, DEMO_FAULT, ...)")
+    group.add_argument("--latency-ms", type=float, help="added to every upstream response")
+    group.add_argument("--fault", choices=FAULTS, help="inject this fault")
+    group.add_argument("--fault-rate", type=float, help="fraction of requests that get the fault (default 1)")
+    group.add_argument("--retry-after", type=int, help="Retry-After seconds of the 429 fault")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,12 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also run the embedded demo upstream and point the gateway at it (no token needed)")
     serve.add_argument("--demo-port", type=int, default=0, help="port of the demo upstream (default: any free one)")
     serve.add_argument("--log-level", default="info")
+    _demo_flags(serve)
     serve.set_defaults(func=_serve)
 
     demo = sub.add_parser("demo-upstream", help="run the embedded demo upstream alone")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8001)
     demo.add_argument("--log-level", default="info")
+    _demo_flags(demo)
     demo.set_defaults(func=_demo_upstream)
 
     schema = sub.add_parser("schema", help="print the GraphQL SDL (the checked-in schema.graphql)")
@@ -90,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # httpx logs every request URL at INFO; filter values (phone numbers) do not belong in logs.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"leads-gateway: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

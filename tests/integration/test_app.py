@@ -129,3 +129,31 @@ def test_a_bad_environment_is_a_clear_startup_error():
     assert out.returncode == 2
     assert "GATEWAY_MAX_PAGE_SIZE must be an integer" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_demo_upstream_command_with_fault_flags():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "demo-upstream", "--port", str(port),
+                             "--fault", "429", "--retry-after", "9"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/user/leads", headers={"Authorization": "Bearer x"})
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        assert response.status_code == 429 and response.headers["Retry-After"] == "9"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    bad = subprocess.run([sys.executable, "-m", "gateway.cli", "demo-upstream", "--fault-rate", "2"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "fault_rate must be between 0 and 1" in bad.stderr
+    assert "Traceback" not in bad.stderr
