@@ -13,11 +13,12 @@ from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
 from gateway import __version__
-from gateway.cache import PageCache
+from gateway.cache import build_page_cache
 from gateway.config import Settings
 from gateway.graphiql import graphiql_html
 from gateway.graphql.context import GatewayContext, bearer_token
 from gateway.graphql.schema import schema
+from gateway.stats import Stats
 from gateway.upstream.client import LeadsAPI
 
 
@@ -46,8 +47,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
         async with httpx.AsyncClient(limits=limits, headers={"User-Agent": f"leads-gateway/{__version__}"},
                                      follow_redirects=False) as client:
-            app.state.api = LeadsAPI(client, settings.upstream_url, settings.upstream_timeout)
-            app.state.cache = PageCache(ttl=settings.cache_ttl, secret=settings.cache_secret)
+            app.state.api = LeadsAPI(client, settings.upstream_url, settings.upstream_timeout, stats=app.state.stats)
+            app.state.cache = build_page_cache(settings, app.state.stats)
             app.state.ready = True
             try:
                 yield
@@ -59,8 +60,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> JSONResponse:
-        ready = getattr(request.app.state, "ready", False)
-        return JSONResponse({"status": "ready" if ready else "starting"}, status_code=200 if ready else 503)
+        # A degraded cache (Redis unreachable) is reported but still ready: the gateway answers from its
+        # in-process cache, and taking every instance out of rotation would turn a cache outage into an outage.
+        state = request.app.state
+        if not getattr(state, "ready", False):
+            return JSONResponse({"status": "starting"}, status_code=503)
+        store = state.cache.store
+        if hasattr(store, "probe"):
+            await store.probe()
+        return JSONResponse({"status": "ready", "cache": {"backend": store.backend, "state": store.state}})
 
     graphql = GatewayGraphQL(settings)
     app = Starlette(
@@ -72,5 +80,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.stats = Stats()
     app.state.ready = False
     return app

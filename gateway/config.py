@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from urllib.parse import urlparse
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -21,6 +22,9 @@ class Settings:
     cache_url: str = "memory://"
     cache_secret: str | None = None  # None: a random key per process (see cache.py)
     cache_ttl: float = 30.0
+    cache_swr: float = 0.0  # serve a page this long past its TTL while one background refresh renews it
+    cache_stale_if_error: float = 300.0  # serve a page this long past its TTL when the upstream fails
+    cache_max_leads: int = 20_000  # bound of the in-process cache, in leads held (oldest pages evicted)
     max_page_size: int = 100
     upstream_timeout: float = 10.0
     # How many upstream pages of 100 a by-id lookup may scan (no single-lead endpoint upstream).
@@ -37,6 +41,9 @@ class Settings:
             cache_url=env.get("GATEWAY_CACHE_URL", "memory://"),
             cache_secret=env.get("GATEWAY_CACHE_SECRET") or None,
             cache_ttl=_number(env, "GATEWAY_CACHE_TTL", 30.0, minimum=0),
+            cache_swr=_number(env, "GATEWAY_CACHE_SWR", 0.0, minimum=0),
+            cache_stale_if_error=_number(env, "GATEWAY_CACHE_STALE_IF_ERROR", 300.0, minimum=0),
+            cache_max_leads=int(_number(env, "GATEWAY_CACHE_MAX_LEADS", 20_000, minimum=100, integer=True)),
             max_page_size=int(_number(env, "GATEWAY_MAX_PAGE_SIZE", 100, minimum=1, integer=True)),
             upstream_timeout=_number(env, "GATEWAY_UPSTREAM_TIMEOUT", 10.0, minimum=0.001),
             lookup_max_pages=int(_number(env, "GATEWAY_LOOKUP_MAX_PAGES", 10, minimum=1, integer=True)),
@@ -45,12 +52,24 @@ class Settings:
         )
         if not s.upstream_url.startswith(("http://", "https://")):
             raise ConfigError(f"GATEWAY_UPSTREAM_URL must be an http(s) URL, got {s.upstream_url!r}")
-        if not s.cache_url.startswith("memory://"):
-            raise ConfigError(f"GATEWAY_CACHE_URL: only memory:// is supported so far, got {s.cache_url!r}")
+        if not _valid_cache_url(s.cache_url):
+            raise ConfigError(f"GATEWAY_CACHE_URL must be memory:// or redis://host[:port][/db], got {s.cache_url!r}")
         return s
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)
+
+
+def _valid_cache_url(url: str) -> bool:
+    if url == "memory://":
+        return True
+    parsed = urlparse(url)
+    try:
+        port_ok = parsed.port is None or parsed.port > 0
+    except ValueError:
+        return False
+    db = parsed.path.lstrip("/")
+    return parsed.scheme == "redis" and bool(parsed.hostname) and port_ok and (db == "" or db.isdigit())
 
 
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float, integer: bool = False) -> float:

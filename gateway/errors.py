@@ -62,3 +62,25 @@ class UpstreamUnauthenticated(Unauthenticated, UpstreamError):
 
 class UpstreamRejected(BadUserInput, UpstreamError):
     """422 from the upstream: Laravel's validation errors, passed on field by field."""
+
+
+_BY_CODE: dict[str, type[GatewayError]] = {
+    "BAD_USER_INPUT": UpstreamRejected,
+    "UNAUTHENTICATED": UpstreamUnauthenticated,
+    "FORBIDDEN": Forbidden,
+    "RATE_LIMITED": RateLimited,
+    "UPSTREAM_TIMEOUT": UpstreamTimeout,
+    "UPSTREAM_UNAVAILABLE": UpstreamUnavailable,
+    "UPSTREAM_BAD_RESPONSE": UpstreamBadResponse,
+}
+
+
+def error_to_note(error: GatewayError) -> dict[str, Any]:
+    """A JSON-safe description of an error, so another instance can re-raise it (coalesced failures)."""
+    return {"message": error.message, "extensions": error.extensions}
+
+
+def error_from_note(note: dict[str, Any]) -> GatewayError:
+    extensions = dict(note.get("extensions") or {})
+    cls = _BY_CODE.get(extensions.pop("code", ""), UpstreamUnavailable)
+    return cls(str(note.get("message", "The upstream call failed.")), **extensions)

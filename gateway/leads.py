@@ -17,6 +17,12 @@ from gateway.upstream.client import PageRequest
 from gateway.upstream.models import LeadPage, LeadRecord
 
 LoadPage = Callable[[PageRequest], Awaitable[LeadPage]]
+CachedPages = Callable[[LeadQuery], Awaitable[list[LeadPage]]]
+
+
+async def _nothing_cached(query: LeadQuery) -> list[LeadPage]:
+    return []
+
 LOOKUP_PAGE_SIZE = 100  # scans use the largest page: fewest calls, and pages other scans can reuse
 LOOKUP_CONCURRENCY = 4  # pages of a scan fetched at once, so an early hit saves the rest
 CAMPAIGN_PAGE = PageRef(1, 15)  # the default window of Campaign.leads, so name and leads share a call
@@ -55,26 +61,30 @@ class LookupResult:
 @dataclass
 class LeadReader:
     load_page: LoadPage
+    cached_pages: CachedPages = _nothing_cached  # fresh cached pages of a filter, newest first
     max_per_page: int = 100
     lookup_max_pages: int = 10
     warnings: list[dict] = field(default_factory=list)
 
     async def window(self, query: LeadQuery, request: WindowRequest) -> Window:
-        pages: list[LeadPage] = []
+        # Pages already cached for this caller and filter (any size) count as in hand: the planner only
+        # asks the upstream for what they do not cover, and the newest of them can tell the list's total.
+        cached = await self.cached_pages(query)
+        known: list[LeadPage] = list(cached)
+        total = None
         if request.needs_total:
-            probe = await self._load(query, probe_page(self.max_per_page))
-            pages.append(probe)
-            total = probe.total
-        else:
-            total = None
+            if not known:
+                known.append(await self._load(query, probe_page(self.max_per_page)))
+            total = known[0].total
         start, stop = request.bounds(total)
-        pages += await self._fetch(query, start, stop, pages)
-        total = pages[0].total if total is None else total
+        pages = await self._cover(query, start, stop, known, total_known=total is not None or bool(known))
+        total = pages[0].total if pages else known[0].total
         if request.last is not None and request.hi is not None and request.hi > total:
             # A `before` cursor beyond the end of a list that has since shrunk: as the Relay spec ignores a
             # cursor that is no longer in the list, count back from the end instead.
             start, stop = request.bounds_within(total)
-            pages += await self._fetch(query, start, stop, pages)
+            pages = await self._cover(query, start, stop, known + pages, total_known=True)
+            total = pages[0].total if pages else total
         totals = {p.total for p in pages}
         warnings: list[dict] = []
         if len(totals) > 1:
@@ -92,13 +102,17 @@ class LeadReader:
         leads = collect(((p.offset, p.items) for p in pages), start, min(stop, max(total, start)))
         return Window(query, start, stop, total, tuple(leads), tuple(warnings))
 
-    async def _fetch(self, query: LeadQuery, start: int, stop: int, pages: list[LeadPage]) -> list[LeadPage]:
-        """The pages that cover ``[start, stop)`` beyond those in hand, fetched concurrently."""
-        if stop <= start and pages:
-            return []  # an empty window whose total is already known
-        have = [(p.offset, p.offset + p.per_page) for p in pages]
+    async def _cover(self, query: LeadQuery, start: int, stop: int, known: list[LeadPage], *,
+                     total_known: bool) -> list[LeadPage]:
+        """Pages covering ``[start, stop)``: newly fetched ones (concurrently) first, then those in hand
+        that overlap the window. An empty window needs no page once the total is known."""
+        if stop <= start and total_known:
+            return []
+        in_hand = [p for p in known if p.offset < max(stop, start + 1) and p.offset + p.per_page > start]
+        have = [(p.offset, p.offset + p.per_page) for p in in_hand]
         refs = plan(start, stop, self.max_per_page, have)
-        return list(await asyncio.gather(*(self._load(query, ref) for ref in refs)))
+        fetched = list(await asyncio.gather(*(self._load(query, ref) for ref in refs)))
+        return fetched + in_hand
 
     async def find(self, ids: Sequence[int]) -> LookupResult:
         """Look leads up by id with a bounded scan of the caller's list (the upstream has no by-id call).

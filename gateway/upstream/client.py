@@ -26,6 +26,7 @@ from gateway.errors import (
 )
 from gateway.filters import LeadQuery
 from gateway.pagination import PageRef
+from gateway.stats import Stats
 from gateway.upstream.models import LeadPage, parse_page
 
 # Upstream query parameter -> the GraphQL argument a client set, for 422 field errors.
@@ -57,12 +58,23 @@ class LeadsAPI:
 
     path = "/user/leads"
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str, timeout: float) -> None:
+    def __init__(self, client: httpx.AsyncClient, base_url: str, timeout: float, stats: Stats | None = None) -> None:
         self._client = client
         self._url = base_url.rstrip("/") + self.path
         self._timeout = timeout
+        self.stats = stats or Stats()
 
     async def fetch_page(self, token: str, request: PageRequest) -> LeadPage:
+        """One upstream call; counted by outcome ("ok" or the error code)."""
+        try:
+            page = await self._fetch_page(token, request)
+        except GatewayError as exc:
+            self.stats.upstream_requests[exc.code] += 1
+            raise
+        self.stats.upstream_requests["ok"] += 1
+        return page
+
+    async def _fetch_page(self, token: str, request: PageRequest) -> LeadPage:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         try:
             response = await self._client.get(self._url, params=request.params, headers=headers,

@@ -1,0 +1,36 @@
+"""Cache and coalescing keys: a keyed hash of the caller, the upstream path, canonical parameters.
+
+``lg1:<caller>:/user/leads?<filter params>`` names a *group* (one caller, one filter); a page key adds
+``#page=<k>&per_page=<p>``. The caller part is ``HMAC-SHA256(secret, token)``: the token itself never
+reaches a key, a value, a log or a metric, and without the secret a key cannot be tied to a token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from urllib.parse import urlencode
+
+from gateway.filters import LeadQuery
+from gateway.pagination import PageRef
+
+PREFIX = "lg1"
+LEADS_PATH = "/user/leads"
+
+
+class KeyMaker:
+    def __init__(self, secret: str | None) -> None:
+        # Unset: random per process. Correct, but entries are then private to this process.
+        self._secret = (secret or secrets.token_hex(32)).encode()
+
+    def caller(self, token: str) -> str:
+        return hmac.new(self._secret, token.encode(), hashlib.sha256).hexdigest()[:32]
+
+    @staticmethod
+    def group(caller: str, query: LeadQuery) -> str:
+        return f"{PREFIX}:{caller}:{LEADS_PATH}?{urlencode(query.params)}"
+
+    @staticmethod
+    def page(group: str, ref: PageRef) -> str:
+        return f"{group}#page={ref.page}&per_page={ref.per_page}"

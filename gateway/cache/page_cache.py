@@ -1,0 +1,182 @@
+"""``PageCache``: fresh pages reused, identical upstream calls made once (per process and across
+instances), stale pages served while revalidating or while the upstream is down.
+
+Freshness of an entry of age ``a`` (seconds since it was fetched):
+- ``a < ttl``: fresh, served as is (unless the request said ``Cache-Control: no-cache``);
+- ``ttl <= a < ttl + swr``: served at once while one background refresh renews it;
+- ``ttl <= a < ttl + stale_if_error``: served only if the upstream call fails with a 5xx, a timeout or a
+  connection error, and the response says so in ``extensions.warnings``;
+- older: gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from gateway.cache.codec import Entry
+from gateway.cache.keys import KeyMaker
+from gateway.cache.singleflight import SingleFlight
+from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable, error_from_note, error_to_note
+from gateway.filters import LeadQuery
+from gateway.pagination import PageRef
+from gateway.stats import Stats
+from gateway.upstream.models import LeadPage
+
+log = logging.getLogger("gateway.cache")
+Fetch = Callable[[], Awaitable[LeadPage]]
+
+LEASE_SECONDS = 2.0  # how long a crashed holder can stall other instances; renewed while the holder works
+FAILURE_NOTE_SECONDS = 2.0  # how long a failed call's error stays readable by waiters on other instances
+_STALE_IF = (UpstreamUnavailable, UpstreamTimeout)
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A page and, when it is not fresh, why it was served anyway."""
+
+    page: LeadPage
+    stale: str | None = None  # "revalidating" or "upstream-error"
+    age: float = 0.0
+    error_code: str | None = None
+
+
+class PageCache:
+    def __init__(self, store, *, ttl: float, swr: float = 0.0, stale_if_error: float = 0.0,
+                 secret: str | None = None, wait_limit: float = 10.0, stats: Stats | None = None) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.swr = swr if ttl > 0 else 0.0
+        self.stale_if_error = stale_if_error if ttl > 0 else 0.0
+        self.keys = KeyMaker(secret)
+        self.wait_limit = wait_limit  # longest wait for another instance's call (the upstream timeout)
+        self.stats = stats or Stats()
+        self._flight: SingleFlight[LeadPage] = SingleFlight()
+        self._background: set[asyncio.Task] = set()
+
+    @property
+    def keep_for(self) -> float:
+        """How long an entry is stored: fresh, then usable as stale."""
+        return self.ttl + max(self.swr, self.stale_if_error)
+
+    def caller(self, token: str) -> str:
+        return self.keys.caller(token)
+
+    async def fresh_pages(self, caller: str, query: LeadQuery) -> list[LeadPage]:
+        """Fresh cached pages of this caller's list for this filter, any size (for the planner)."""
+        if self.ttl <= 0:
+            return []
+        entries = await self.store.group(self.keys.group(caller, query), time.time() - self.ttl)
+        return [e.page for e in sorted(entries, key=lambda e: -e.fetched_at)]  # newest first
+
+    async def get_or_fetch(self, caller: str, query: LeadQuery, ref: PageRef, fetch: Fetch, *,
+                           bypass: bool = False) -> Served:
+        group = self.keys.group(caller, query)
+        key = self.keys.page(group, ref)
+        started = time.time()
+        entry = await self.store.get(key) if self.ttl > 0 else None
+        if entry is not None and not bypass:
+            age = started - entry.fetched_at
+            if age < self.ttl:
+                self.stats.cache_hits += 1
+                return Served(entry.page)
+            if age < self.ttl + self.swr:
+                self.stats.stale_served["revalidating"] += 1
+                self._revalidate(key, group, fetch)
+                return Served(entry.page, stale="revalidating", age=age)
+        self.stats.cache_misses += 1
+        since = started if bypass or self.ttl <= 0 else started - self.ttl
+        task, joined = self._flight.start(key, lambda: self._fetch_shared(key, group, fetch, since))
+        if joined:
+            self.stats.coalesced_waiters["process"] += 1
+        try:
+            page = await asyncio.shield(task)
+        except _STALE_IF as exc:
+            if entry is not None and started - entry.fetched_at < self.ttl + self.stale_if_error:
+                self.stats.stale_served["upstream-error"] += 1
+                return Served(entry.page, stale="upstream-error", age=started - entry.fetched_at,
+                              error_code=exc.code)
+            raise
+        return Served(page)
+
+    def _revalidate(self, key: str, group: str, fetch: Fetch) -> None:
+        """One background refresh per key (coalesced with any foreground call for the same key)."""
+        task, joined = self._flight.start(key, lambda: self._fetch_shared(key, group, fetch, time.time()))
+        if joined:
+            return
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _fetch_shared(self, key: str, group: str, fetch: Fetch, since: float) -> LeadPage:
+        if not self.store.shared:
+            return await self._fetch_and_put(key, group, fetch)
+        owner = secrets.token_hex(8)
+        deadline = time.monotonic() + self.wait_limit + LEASE_SECONDS
+        counted = False
+        while True:
+            if await self.store.try_lease(key, owner, LEASE_SECONDS):
+                return await self._fetch_as_holder(key, group, fetch, owner)
+            if not counted:
+                self.stats.coalesced_waiters["instances"] += 1
+                counted = True
+            page = await self._wait_for_holder(key, since, deadline)
+            if page is not None:
+                return page
+            if time.monotonic() >= deadline:
+                log.warning("gave up waiting for another instance's upstream call; fetching directly")
+                return await self._fetch_and_put(key, group, fetch)
+            # The lease ended with neither a page nor a failure (its holder died): try to take it over.
+
+    async def _fetch_as_holder(self, key: str, group: str, fetch: Fetch, owner: str) -> LeadPage:
+        renew = asyncio.get_running_loop().create_task(self._renew(key, owner))
+        try:
+            return await self._fetch_and_put(key, group, fetch)
+        except GatewayError as exc:
+            await self.store.put_failure(key, {**error_to_note(exc), "at": time.time()}, FAILURE_NOTE_SECONDS)
+            raise
+        finally:
+            renew.cancel()
+            # Released after the page (or the failure) is stored, so no waiter sees an empty handover.
+            await self.store.release_lease(key, owner)
+
+    async def _renew(self, key: str, owner: str) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            while True:
+                await asyncio.sleep(LEASE_SECONDS / 3)
+                await self.store.renew_lease(key, owner, LEASE_SECONDS)
+
+    async def _fetch_and_put(self, key: str, group: str, fetch: Fetch) -> LeadPage:
+        page = await fetch()
+        if self.ttl > 0 or self.store.shared:
+            # With caching off, a shared store still keeps the page briefly for waiters on other instances.
+            keep_for = self.keep_for if self.ttl > 0 else LEASE_SECONDS
+            await self.store.put(key, group, Entry(page, time.time()), keep_for)
+        return page
+
+    async def _wait_for_holder(self, key: str, since: float, deadline: float) -> LeadPage | None:
+        """Poll for another instance's result: its page, its failure (re-raised), or the lease's end."""
+        waited_from = time.time()
+        delay = 0.005
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            entry, failure, held = await self.store.poll(key)
+            if entry is not None and entry.fetched_at >= since:
+                return entry.page
+            if failure is not None and failure.get("at", 0) >= waited_from:
+                raise error_from_note(failure)
+            if not held:
+                entry = await self.store.get(key)
+                return entry.page if entry is not None and entry.fetched_at >= since else None
+        return None
+
+    async def close(self) -> None:
+        self._flight.cancel_all()
+        for task in list(self._background):
+            task.cancel()
+        await self.store.close()

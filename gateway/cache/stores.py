@@ -1,0 +1,261 @@
+"""Where cached pages live: in this process (bounded) or in Redis (shared by every instance).
+
+Both stores sit on aiocache (``SimpleMemoryCache`` / ``RedisCache``) and index each caller+filter
+group, so the planner can ask "which pages of this list are fresh?" and reuse them for any window.
+Only the Redis store is ``shared``: it also holds the cross-instance leases and failure notes that
+make a burst spread over several instances one upstream call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from urllib.parse import urlparse
+
+from aiocache import SimpleMemoryCache
+
+from gateway.cache.codec import Entry, decode, encode
+
+log = logging.getLogger("gateway.cache")
+
+
+class MemoryStore:
+    """In-process store: parsed pages kept as objects (no decoding on a hit), bounded by the number of
+    leads they hold (``max_leads``, a proxy for bytes: pages range from 1 to 100 leads); the oldest
+    stored pages are evicted first."""
+
+    shared = False
+    backend = "memory"
+    state = "up"
+
+    def __init__(self, max_leads: int) -> None:
+        self.max_leads = max_leads
+        self.leads = 0  # leads held now
+        self._cache = SimpleMemoryCache(timeout=None)  # no per-call wait_for: these are dict operations
+        self._order: OrderedDict[str, tuple[str, float, int]] = OrderedDict()  # key -> (group, expires, weight)
+        self._groups: dict[str, set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    async def get(self, key: str) -> Entry | None:
+        meta = self._order.get(key)
+        if meta is None:
+            return None
+        if meta[1] <= time.time():
+            await self._drop(key)
+            return None
+        return await self._cache.get(key)
+
+    async def put(self, key: str, group: str, entry: Entry, keep_for: float) -> None:
+        if key in self._order:
+            await self._drop(key)
+        weight = max(1, len(entry.page.items))
+        self._order[key] = (group, entry.fetched_at + keep_for, weight)
+        self.leads += weight
+        self._groups.setdefault(group, set()).add(key)
+        await self._cache.set(key, entry)
+        while self.leads > self.max_leads and len(self._order) > 1:
+            await self._drop(next(iter(self._order)))
+
+    async def group(self, group: str, since: float) -> list[Entry]:
+        entries = []
+        for key in list(self._groups.get(group, ())):
+            entry = await self.get(key)
+            if entry is not None and entry.fetched_at >= since:
+                entries.append(entry)
+        return entries
+
+    async def _drop(self, key: str) -> None:
+        group, _, weight = self._order.pop(key)
+        self.leads -= weight
+        keys = self._groups.get(group)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._groups[group]
+        await self._cache.delete(key)
+
+    async def close(self) -> None:
+        await self._cache.clear()
+        self._order.clear()
+        self._groups.clear()
+        self.leads = 0
+
+
+class RedisStore:
+    """Shared store on Redis: JSON values with an expiry, a sorted set per group (score: fetched_at),
+    ``SET NX`` leases for cross-instance coalescing, and short-lived failure notes."""
+
+    shared = True
+    backend = "redis"
+
+    def __init__(self, url: str, op_timeout: float = 0.5) -> None:
+        from aiocache import RedisCache  # imported here: redis-py is only needed when Redis is used
+
+        u = urlparse(url)
+        db = int(u.path.lstrip("/") or 0)
+        self._cache = RedisCache(endpoint=u.hostname or "127.0.0.1", port=u.port or 6379, db=db,
+                                 password=u.password, timeout=op_timeout, create_connection_timeout=op_timeout,
+                                 serializer=_RawSerializer())
+        self._redis = self._cache.client  # redis.asyncio.Redis, for the commands aiocache does not wrap
+
+    async def ping(self) -> None:
+        await self._cache.raw("ping")
+
+    async def get(self, key: str) -> Entry | None:
+        raw = await self._cache.get(key)
+        return _decode_or_none(raw)
+
+    async def put(self, key: str, group: str, entry: Entry, keep_for: float) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(key, encode(entry), px=max(1, int(keep_for * 1000)))
+            pipe.zadd(group, {key: entry.fetched_at})
+            pipe.zremrangebyscore(group, "-inf", time.time() - keep_for)
+            pipe.pexpire(group, max(1, int(keep_for * 1000)))
+            await pipe.execute()
+
+    async def group(self, group: str, since: float) -> list[Entry]:
+        keys = await self._redis.zrangebyscore(group, since, "+inf")
+        if not keys:
+            return []
+        raws = await self._redis.mget(keys)
+        return [e for raw in raws if (e := _decode_or_none(raw)) is not None and e.fetched_at >= since]
+
+    async def try_lease(self, key: str, owner: str, seconds: float) -> bool:
+        return bool(await self._redis.set(f"{key}@lease", owner, nx=True, px=int(seconds * 1000)))
+
+    async def renew_lease(self, key: str, owner: str, seconds: float) -> None:
+        await self._redis.eval(_RENEW, 1, f"{key}@lease", owner, int(seconds * 1000))
+
+    async def release_lease(self, key: str, owner: str) -> None:
+        await self._redis.eval(_RELEASE, 1, f"{key}@lease", owner)
+
+    async def poll(self, key: str) -> tuple[Entry | None, dict | None, bool]:
+        """One round trip: the entry, a failure note, and whether the lease is still held."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(key)
+            pipe.get(f"{key}@failure")
+            pipe.exists(f"{key}@lease")
+            raw, failure, held = await pipe.execute()
+        return _decode_or_none(raw), json.loads(failure) if failure else None, bool(held)
+
+    async def put_failure(self, key: str, failure: dict, seconds: float) -> None:
+        await self._redis.set(f"{key}@failure", json.dumps(failure), px=int(seconds * 1000))
+
+    async def close(self) -> None:
+        await self._cache.close()
+
+
+class ResilientStore:
+    """Redis, falling back to a process-local ``MemoryStore`` while Redis is unreachable.
+
+    A cache failure never fails a request: the first error marks Redis down and every operation goes to
+    the fallback; after ``retry_after`` seconds the next operation tries Redis again and, if it answers,
+    the gateway is back on the shared store. While down the store is not ``shared`` (no leases).
+    """
+
+    backend = "redis"
+
+    def __init__(self, redis: RedisStore, fallback: MemoryStore, retry_after: float = 1.0) -> None:
+        self.redis = redis
+        self.fallback = fallback
+        self.retry_after = retry_after
+        self.down_since: float | None = None
+        self._next_try = 0.0
+
+    @property
+    def shared(self) -> bool:
+        return self.down_since is None
+
+    @property
+    def state(self) -> str:
+        return "up" if self.down_since is None else "degraded"
+
+    async def _call(self, name: str, *args, fallback=None):
+        if self.down_since is not None and time.monotonic() < self._next_try:
+            return await fallback(*args) if fallback else None
+        try:
+            result = await getattr(self.redis, name)(*args)
+        except (OSError, asyncio.TimeoutError, ConnectionError, _redis_errors()) as exc:
+            if self.down_since is None:
+                self.down_since = time.time()
+                log.warning("Redis cache unreachable (%s); serving from the in-process cache", type(exc).__name__)
+            self._next_try = time.monotonic() + self.retry_after
+            return await fallback(*args) if fallback else None
+        if self.down_since is not None:
+            log.warning("Redis cache reachable again after %.1f s", time.time() - self.down_since)
+            self.down_since = None
+        return result
+
+    async def get(self, key: str) -> Entry | None:
+        return await self._call("get", key, fallback=self.fallback.get)
+
+    async def put(self, key: str, group: str, entry: Entry, keep_for: float) -> None:
+        await self._call("put", key, group, entry, keep_for, fallback=self.fallback.put)
+
+    async def group(self, group: str, since: float) -> list[Entry]:
+        return await self._call("group", group, since, fallback=self.fallback.group)
+
+    async def try_lease(self, key: str, owner: str, seconds: float) -> bool:
+        result = await self._call("try_lease", key, owner, seconds)
+        return True if result is None else result  # Redis down: this process just fetches
+
+    async def renew_lease(self, key: str, owner: str, seconds: float) -> None:
+        await self._call("renew_lease", key, owner, seconds)
+
+    async def release_lease(self, key: str, owner: str) -> None:
+        await self._call("release_lease", key, owner)
+
+    async def poll(self, key: str) -> tuple[Entry | None, dict | None, bool]:
+        result = await self._call("poll", key)
+        return (None, None, False) if result is None else result
+
+    async def put_failure(self, key: str, failure: dict, seconds: float) -> None:
+        await self._call("put_failure", key, failure, seconds)
+
+    async def probe(self) -> None:
+        """Ask Redis now (readiness checks); updates ``state``."""
+        await self._call("ping")
+
+    async def close(self) -> None:
+        await self.fallback.close()
+        try:
+            await self.redis.close()
+        except Exception:  # closing a dead connection must not block shutdown
+            pass
+
+
+def _redis_errors() -> type[Exception]:
+    from redis.exceptions import RedisError
+
+    return RedisError
+
+
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+class _RawSerializer:
+    """aiocache serializer that leaves values to the codec (bytes in, str out)."""
+
+    DEFAULT_ENCODING = None
+
+    def dumps(self, value):
+        return value
+
+    def loads(self, value):
+        return value
+
+
+def _decode_or_none(raw) -> Entry | None:
+    if raw is None:
+        return None
+    try:
+        return decode(raw)
+    except ValueError:
+        log.warning("dropping an unreadable cache entry")  # no key: it carries the caller hash
+        return None
