@@ -115,3 +115,74 @@ def gateway(make_gateway) -> Gateway:
 def token() -> str:
     """A fresh tenant per test: its own dataset, its own cache keys."""
     return f"tenant-{uuid.uuid4().hex[:8]}"
+
+
+def _redis_answers(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis the suite shares (127.0.0.1:6379 unless GATEWAY_TEST_REDIS_URL says otherwise).
+    Tests never flush it: every gateway they start has its own random cache secret, hence its own keys."""
+    from urllib.parse import urlparse
+
+    url = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    u = urlparse(url)
+    if not _redis_answers(u.hostname, u.port or 6379):
+        skip_or_fail(f"no Redis answers at {url}")
+    return url
+
+
+class RedisProcess:
+    """A private redis-server on a free loopback port, which a test may stop and start again."""
+
+    def __init__(self, binary: str) -> None:
+        import socket
+
+        self.binary = binary
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not _redis_answers("127.0.0.1", self.port):
+            assert self.proc.poll() is None, "redis-server exited"
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisProcess]:
+    import shutil
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        skip_or_fail("redis-server is not installed (apt-get install redis-server)")
+    server = RedisProcess(binary)
+    server.start()
+    yield server
+    server.stop()

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from urllib.parse import urlparse
 
 from aiocache import SimpleMemoryCache
+from aiocache.serializers import NullSerializer
 
 from gateway.cache.codec import Entry, decode, encode
 
@@ -100,7 +101,7 @@ class RedisStore:
         db = int(u.path.lstrip("/") or 0)
         self._cache = RedisCache(endpoint=u.hostname or "127.0.0.1", port=u.port or 6379, db=db,
                                  password=u.password, timeout=op_timeout, create_connection_timeout=op_timeout,
-                                 serializer=_RawSerializer())
+                                 serializer=NullSerializer(encoding=None))  # values are codec.py's JSON
         self._redis = self._cache.client  # redis.asyncio.Redis, for the commands aiocache does not wrap
 
     async def ping(self) -> None:
@@ -147,7 +148,7 @@ class RedisStore:
         await self._redis.set(f"{key}@failure", json.dumps(failure), px=int(seconds * 1000))
 
     async def close(self) -> None:
-        await self._cache.close()
+        await self._redis.aclose()
 
 
 class ResilientStore:
@@ -237,18 +238,6 @@ def _redis_errors() -> type[Exception]:
 
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-
-
-class _RawSerializer:
-    """aiocache serializer that leaves values to the codec (bytes in, str out)."""
-
-    DEFAULT_ENCODING = None
-
-    def dumps(self, value):
-        return value
-
-    def loads(self, value):
-        return value
 
 
 def _decode_or_none(raw) -> Entry | None:
