@@ -15,6 +15,7 @@ the gateway copes with the upstream's bad days.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import json
 import os
@@ -444,6 +445,7 @@ async def _leads(request: Request) -> Response:
     token = _bearer_token(request.headers.get("authorization"))
     response, stall = _respond(request, token, raw)
     request.app.state.calls.append(Call(token=token, params=dict(raw), status=response.status_code))
+    request.app.state.call_count += 1
     delay = max(options.latency, 0.0) + stall
     if delay > 0:
         await _sleep_unless_disconnected(request, delay)
@@ -454,9 +456,15 @@ async def _healthz(request: Request) -> Response:
     return Response('{"status":"ok"}', media_type="application/json")
 
 
+async def _call_count(request: Request) -> Response:
+    """How many /user/leads requests this demo upstream has answered (benchmarks read it)."""
+    return Response(json.dumps({"calls": request.app.state.call_count}), media_type="application/json")
+
+
 def reset_calls(app: Starlette) -> None:
     """Forget recorded calls and restart the fault draw sequence (so fault_rate runs are reproducible)."""
     app.state.calls.clear()
+    app.state.call_count = 0
     app.state.fault_rng = random.Random(0)
 
 
@@ -470,9 +478,12 @@ def create_demo_app(options: DemoOptions | None = None) -> Starlette:
         Route("/user/leads", _leads, methods=["GET"]),
         Route("/api/user/leads", _leads, methods=["GET"]),
         Route("/healthz", _healthz, methods=["GET"]),
+        Route("/_demo/calls", _call_count, methods=["GET"]),
     ])
     app.state.options = options if options is not None else DemoOptions()
-    app.state.calls = []
+    # The most recent calls for tests (bounded: benchmarks send millions), and a count of all of them.
+    app.state.calls = collections.deque(maxlen=100_000)
+    app.state.call_count = 0
     app.state.fault_rng = random.Random(0)
     app.state.reset = lambda: reset_calls(app)
     return app

@@ -480,8 +480,9 @@ def test_calls_are_recorded(client, app):
         (TOKEN, {"per_page": "zero"}, 422),
         ("fault-429", {}, 429),
     ]
+    assert client.get("/_demo/calls").json() == {"calls": 4}
     app.state.reset()
-    assert app.state.calls == []
+    assert list(app.state.calls) == [] and client.get("/_demo/calls").json() == {"calls": 0}
 
 
 def test_options_from_env(monkeypatch):
