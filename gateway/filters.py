@@ -27,6 +27,8 @@ class LeadQuery:
     def __post_init__(self) -> None:
         if self.status is not None and self.status not in STATUSES:
             raise BadUserInput(f"Unknown lead status {self.status!r}.", field="filter.status")
+        if self.phone_number is not None and not _encodable(self.phone_number):
+            raise BadUserInput("filter.phoneNumber is not valid Unicode text.", field="filter.phoneNumber")
         if self.phone_number is not None and len(self.phone_number) > PHONE_MAX_LENGTH:
             raise BadUserInput(f"filter.phoneNumber may have at most {PHONE_MAX_LENGTH} characters.",
                                field="filter.phoneNumber")
@@ -66,6 +68,15 @@ class LeadQuery:
                 f"filter.campaignId ({self.campaign_id}) differs from this campaign ({campaign_id}).",
                 field="filter.campaignId")
         return LeadQuery(self.status, campaign_id, self.phone_number, self.date_from, self.date_to)
+
+
+def _encodable(text: str) -> bool:
+    """False for strings JSON can carry but UTF-8 cannot (lone surrogates such as "\ud800")."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 ALL_LEADS = LeadQuery()

@@ -78,7 +78,13 @@ class LeadReader:
             total = known[0].total
         start, stop = request.bounds(total)
         pages = await self._cover(query, start, stop, known, total_known=total is not None or bool(known))
-        total = pages[0].total if pages else known[0].total
+        fetched_total = pages[0].total if pages else known[0].total
+        if request.needs_total and fetched_total != total:
+            # The list's length changed since the page that told it was fetched (a cached page can be up
+            # to a TTL old): place the window again on the current length.
+            start, stop = request.bounds(fetched_total)
+            pages = await self._cover(query, start, stop, pages + known, total_known=True)
+        total = pages[0].total if pages else fetched_total
         if request.last is not None and request.hi is not None and request.hi > total:
             # A `before` cursor beyond the end of a list that has since shrunk: as the Relay spec ignores a
             # cursor that is no longer in the list, count back from the end instead.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -50,6 +51,10 @@ def decode(raw: str | bytes) -> Entry:
             for i, cid, phone, variables, status, created, updated, camp, contacts in d["items"])
         page = LeadPage(page=d["page"], per_page=d["per_page"], total=d["total"], last_page=d["last_page"],
                         items=items)
-        return Entry(page=page, fetched_at=float(d["at"]))
-    except (KeyError, TypeError, IndexError, AttributeError) as exc:
-        raise ValueError(f"malformed cache entry: {exc}") from None
+        at = float(d["at"])
+        if not math.isfinite(at):
+            raise ValueError("malformed cache entry: fetched_at is not finite")
+        return Entry(page=page, fetched_at=at)
+    except (KeyError, TypeError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
+        # Whatever a corrupted (or hostile) entry in a shared Redis holds, it is a miss, never a crash.
+        raise ValueError(f"malformed cache entry: {type(exc).__name__}") from None
