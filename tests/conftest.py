@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -63,7 +64,10 @@ class Gateway:
              headers: dict | None = None) -> httpx.Response:
         h = {"Authorization": f"Bearer {token}"} if token else {}
         h.update(headers or {})
-        return self.client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=h)
+        h.setdefault("Content-Type", "application/json")
+        # json.dumps escapes non-ASCII (as browsers may), so even lone surrogates can be sent.
+        body = json.dumps({"query": query, "variables": variables or {}})
+        return self.client.post("/graphql", content=body, headers=h)
 
     def gql(self, query: str, variables: dict | None = None, token: str | None = None, **kw) -> dict:
         response = self.post(query, variables, token, **kw)
