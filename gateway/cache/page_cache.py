@@ -31,7 +31,7 @@ from gateway.upstream.models import LeadPage
 log = logging.getLogger("gateway.cache")
 Fetch = Callable[[], Awaitable[LeadPage]]
 
-LEASE_SECONDS = 2.0  # how long a crashed holder can stall other instances; renewed while the holder works
+MAX_LEASE_SECONDS = 2.0  # how long a crashed holder can stall other instances; renewed while the holder works
 FAILURE_NOTE_SECONDS = 2.0  # how long a failed call's error stays readable by waiters on other instances
 _STALE_IF = (UpstreamUnavailable, UpstreamTimeout)
 
@@ -55,6 +55,8 @@ class PageCache:
         self.stale_if_error = stale_if_error if ttl > 0 else 0.0
         self.keys = KeyMaker(secret)
         self.wait_limit = wait_limit  # longest wait for another instance's call (the upstream timeout)
+        # Always shorter than the upstream timeout, so a crashed holder never stalls others for a whole call.
+        self.lease_seconds = min(MAX_LEASE_SECONDS, wait_limit / 2)
         self.stats = stats or Stats()
         self._flight: SingleFlight[LeadPage] = SingleFlight()
         self._background: set[asyncio.Task] = set()
@@ -116,10 +118,10 @@ class PageCache:
         if not self.store.shared:
             return await self._fetch_and_put(key, group, fetch)
         owner = secrets.token_hex(8)
-        deadline = time.monotonic() + self.wait_limit + LEASE_SECONDS
+        deadline = time.monotonic() + self.wait_limit + self.lease_seconds
         counted = False
         while True:
-            if await self.store.try_lease(key, owner, LEASE_SECONDS):
+            if await self.store.try_lease(key, owner, self.lease_seconds):
                 return await self._fetch_as_holder(key, group, fetch, owner)
             if not counted:
                 self.stats.coalesced_waiters["instances"] += 1
@@ -147,14 +149,14 @@ class PageCache:
     async def _renew(self, key: str, owner: str) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             while True:
-                await asyncio.sleep(LEASE_SECONDS / 3)
-                await self.store.renew_lease(key, owner, LEASE_SECONDS)
+                await asyncio.sleep(self.lease_seconds / 3)
+                await self.store.renew_lease(key, owner, self.lease_seconds)
 
     async def _fetch_and_put(self, key: str, group: str, fetch: Fetch) -> LeadPage:
         page = await fetch()
         if self.ttl > 0 or self.store.shared:
             # With caching off, a shared store still keeps the page briefly for waiters on other instances.
-            keep_for = self.keep_for if self.ttl > 0 else LEASE_SECONDS
+            keep_for = self.keep_for if self.ttl > 0 else self.lease_seconds
             await self.store.put(key, group, Entry(page, time.time()), keep_for)
         return page
 
