@@ -18,10 +18,15 @@ from gateway.upstream.models import LeadPage, LeadRecord
 
 LoadPage = Callable[[PageRequest], Awaitable[LeadPage]]
 CachedPages = Callable[[LeadQuery], Awaitable[list[LeadPage]]]
+SeenLeads = Callable[[Sequence[int]], dict[int, LeadRecord]]
 
 
 async def _nothing_cached(query: LeadQuery) -> list[LeadPage]:
     return []
+
+
+def _nothing_seen(ids: Sequence[int]) -> dict[int, LeadRecord]:
+    return {}
 
 LOOKUP_PAGE_SIZE = 100  # scans use the largest page: fewest calls, and pages other scans can reuse
 LOOKUP_CONCURRENCY = 4  # pages of a scan fetched at once, so an early hit saves the rest
@@ -62,6 +67,7 @@ class LookupResult:
 class LeadReader:
     load_page: LoadPage
     cached_pages: CachedPages = _nothing_cached  # fresh cached pages of a filter, newest first
+    seen_leads: SeenLeads = _nothing_seen  # leads of fresh pages recently served to this caller, by id
     max_per_page: int = 100
     lookup_max_pages: int = 10
     warnings: list[dict] = field(default_factory=list)
@@ -127,7 +133,9 @@ class LeadReader:
         ``lookup_max_pages`` pages were read.
         """
         wanted = set(ids)
-        found: dict[int, LeadRecord] = {}
+        found: dict[int, LeadRecord] = dict(self.seen_leads(ids))
+        if not wanted - found.keys():
+            return LookupResult(found, complete=True)  # all seen in pages fetched for this caller: no call
         first = await self._load(ALL_LEADS, PageRef(1, LOOKUP_PAGE_SIZE))
         self._take(first.items, wanted, found)
         last = min(first.last_page, self.lookup_max_pages)

@@ -16,7 +16,8 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from gateway.cache.codec import Entry
@@ -26,7 +27,7 @@ from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable, e
 from gateway.filters import LeadQuery
 from gateway.pagination import PageRef
 from gateway.stats import Stats
-from gateway.upstream.models import LeadPage
+from gateway.upstream.models import LeadPage, LeadRecord
 
 log = logging.getLogger("gateway.cache")
 Fetch = Callable[[], Awaitable[LeadPage]]
@@ -34,6 +35,8 @@ Fetch = Callable[[], Awaitable[LeadPage]]
 MAX_LEASE_SECONDS = 2.0  # how long a crashed holder can stall other instances; renewed while the holder works
 FAILURE_NOTE_SECONDS = 2.0  # how long a failed call's error stays readable by waiters on other instances
 _STALE_IF = (UpstreamUnavailable, UpstreamTimeout)
+SEEN_CALLERS = 1_000  # callers whose recently seen leads are remembered (least recently active dropped)
+SEEN_PER_CALLER = 5_000  # leads remembered per caller (oldest dropped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,9 @@ class PageCache:
         self.stats = stats or Stats()
         self._flight: SingleFlight[LeadPage] = SingleFlight()
         self._background: set[asyncio.Task] = set()
+        # caller -> lead id -> (record, fetched_at): leads of pages served to that caller, in this process,
+        # so lookups by id (node, lead, federation entities) find them without scanning the list again.
+        self._seen: OrderedDict[str, OrderedDict[int, tuple[LeadRecord, float]]] = OrderedDict()
 
     @property
     def keep_for(self) -> float:
@@ -76,6 +82,30 @@ class PageCache:
         entries = await self.store.group(self.keys.group(caller, query), time.time() - self.ttl)
         return [e.page for e in sorted(entries, key=lambda e: -e.fetched_at)]  # newest first
 
+    def seen_leads(self, caller: str, ids: Iterable[int]) -> dict[int, LeadRecord]:
+        """Leads with these ids from fresh pages this process served to this caller (any filter, any window)."""
+        seen = self._seen.get(caller)
+        if not seen or self.ttl <= 0:
+            return {}
+        fresh_after = time.time() - self.ttl
+        return {i: hit[0] for i in ids if (hit := seen.get(i)) is not None and hit[1] >= fresh_after}
+
+    def _remember(self, caller: str, page: LeadPage, fetched_at: float) -> None:
+        if self.ttl <= 0:
+            return
+        seen = self._seen.get(caller)
+        if seen is None:
+            seen = self._seen[caller] = OrderedDict()
+            if len(self._seen) > SEEN_CALLERS:
+                self._seen.popitem(last=False)
+        else:
+            self._seen.move_to_end(caller)
+        for lead in page.items:
+            seen[lead.id] = (lead, fetched_at)
+            seen.move_to_end(lead.id)
+        while len(seen) > SEEN_PER_CALLER:
+            seen.popitem(last=False)
+
     async def get_or_fetch(self, caller: str, query: LeadQuery, ref: PageRef, fetch: Fetch, *,
                            bypass: bool = False) -> Served:
         group = self.keys.group(caller, query)
@@ -86,6 +116,7 @@ class PageCache:
             age = started - entry.fetched_at
             if age < self.ttl:
                 self.stats.cache_hits += 1
+                self._remember(caller, entry.page, entry.fetched_at)
                 return Served(entry.page)
             if age < self.ttl + self.swr:
                 self.stats.stale_served["revalidating"] += 1
@@ -104,6 +135,7 @@ class PageCache:
                 return Served(entry.page, stale="upstream-error", age=started - entry.fetched_at,
                               error_code=exc.code)
             raise
+        self._remember(caller, page, time.time())
         return Served(page)
 
     def _revalidate(self, key: str, group: str, fetch: Fetch) -> None:

@@ -50,7 +50,7 @@ class GatewayContext:
         self._caller: str | None = None
         self.bypass_cache = wants_fresh(self.request)
         self.page_loader: DataLoader[PageRequest, LeadPage] = DataLoader(load_fn=self._load_pages)
-        self.reader = LeadReader(self.page_loader.load, cached_pages=self._fresh_pages,
+        self.reader = LeadReader(self.page_loader.load, cached_pages=self._fresh_pages, seen_leads=self._seen_leads,
                                  max_per_page=UPSTREAM_MAX_PER_PAGE,
                                  lookup_max_pages=self.settings.lookup_max_pages, warnings=self.warnings)
         self.lead_loader: DataLoader[int, LeadRecord | None] = DataLoader(load_fn=self._load_leads)
@@ -67,6 +67,9 @@ class GatewayContext:
     async def _fresh_pages(self, query: LeadQuery) -> list[LeadPage]:
         caller = self.caller
         return [] if self.bypass_cache else await self.cache.fresh_pages(caller, query)
+
+    def _seen_leads(self, ids) -> dict[int, LeadRecord]:
+        return {} if self.bypass_cache else self.cache.seen_leads(self.caller, ids)
 
     async def _load_pages(self, requests: list[PageRequest]) -> list[LeadPage | BaseException]:
         caller = self.caller

@@ -6,6 +6,7 @@ import asyncio
 
 import strawberry
 
+from gateway.errors import BadUserInput
 from gateway.filters import ALL_LEADS, LeadQuery
 from gateway.graphql.context import GatewayContext
 from gateway.graphql.types import Campaign, Lead, LeadConnection, LeadFilter, Node
@@ -52,6 +53,24 @@ async def resolve_node(info: strawberry.Info, global_id: str) -> Node | None:
     if type_name == "Campaign":
         return await resolve_campaign(info, database_id)
     return None
+
+
+async def resolve_entity(info: strawberry.Info, type_name: str, global_id: str | None,
+                         database_id: int | None) -> Lead | Campaign | None:
+    """A federation representation by ``id`` or ``databaseId``. Anything that names no object of this
+    type for this caller (unknown, malformed, another type's id) is null for that entry only."""
+    if database_id is None and global_id is not None:
+        try:
+            kind, database_id = from_global_id(global_id)
+        except BadUserInput:
+            return None
+        if kind != type_name:
+            return None
+    if database_id is None:
+        return None
+    if type_name == "Lead":
+        return await resolve_lead(info, database_id)
+    return await resolve_campaign(info, database_id)
 
 
 async def resolve_nodes(info: strawberry.Info, ids: list[str]) -> list[Node | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import strawberry
+from strawberry.printer import print_schema
 from graphql import GraphQLError
 from strawberry.types import ExecutionContext
 
@@ -16,7 +17,7 @@ from gateway.graphql.types import Campaign, Lead
 log = logging.getLogger("gateway.errors")
 
 
-class GatewaySchema(strawberry.Schema):
+class GatewaySchema(strawberry.federation.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # Client mistakes and upstream failures are answers, not incidents: only log the unexpected,
         # with the full traceback (the client sees a masked INTERNAL_SERVER_ERROR).
@@ -27,11 +28,12 @@ class GatewaySchema(strawberry.Schema):
 
 def build_schema() -> GatewaySchema:
     return GatewaySchema(query=Query, types=[Lead, Campaign], scalar_overrides=SCALAR_OVERRIDES,
-                         extensions=[ErrorFormatter, ResponseWarnings])
+                         extensions=[ErrorFormatter, ResponseWarnings], federation_version="2.5")
 
 
 schema = build_schema()
 
 
 def sdl() -> str:
-    return schema.as_str().rstrip() + "\n"
+    """The subgraph SDL, exactly as ``{ _service { sdl } }`` returns it (what composition consumes)."""
+    return print_schema(schema).rstrip() + "\n"

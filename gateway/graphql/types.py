@@ -77,14 +77,15 @@ class LeadFilter:
         default=None, description="Created on or before this date, UTC (`date_to`).")
 
 
-FirstArg = Annotated[int | None, strawberry.argument(description="Return the first n leads after `after` (0 to GATEWAY_MAX_PAGE_SIZE, 100 by default; 15 when neither `first` nor `last` is given).")]
+FirstArg = Annotated[int | None, strawberry.argument(description="Return the first n leads after `after` (0 to GATEWAY_MAX_PAGE_SIZE, which is 100 unless configured; 15 when neither `first` nor `last` is given).")]
 AfterArg = Annotated[str | None, strawberry.argument(description="Start after this cursor (an edge's `cursor` or a `pageCursors` cursor).")]
 LastArg = Annotated[int | None, strawberry.argument(description="Return the last n leads before `before`, or of the whole list when `before` is absent (0 to GATEWAY_MAX_PAGE_SIZE).")]
 BeforeArg = Annotated[str | None, strawberry.argument(description="End before this cursor.")]
 FilterArg = Annotated[LeadFilter | None, strawberry.argument(description="Narrow the list; cursors are bound to the filter they were issued for.")]
 
 
-@strawberry.type(description="A campaign: the calling job that leads belong to.")
+@strawberry.federation.type(keys=["id", "databaseId"],
+                            description="A campaign: the calling job that leads belong to.")
 class Campaign(Node):
     database_id: int = strawberry.field(description="The upstream integer id (`campaign_id`).")
     name: str | None = strawberry.field(
@@ -98,6 +99,14 @@ class Campaign(Node):
         return await resolve_connection(info, filter, first, after, last, before, campaign_id=self.database_id)
 
     @classmethod
+    async def resolve_reference(cls, info: strawberry.Info, id: strawberry.ID | None = None,
+                                databaseId: int | None = None, **_: Any) -> Campaign | None:  # noqa: N803
+        """Federation entity resolution, by either key."""
+        from gateway.graphql.resolvers import resolve_entity
+
+        return await resolve_entity(info, "Campaign", id, databaseId)
+
+    @classmethod
     def build(cls, database_id: int, name: str | None) -> Campaign:
         return cls(id=strawberry.ID(to_global_id("Campaign", database_id)), database_id=database_id, name=name)
 
@@ -106,7 +115,8 @@ class Campaign(Node):
         return cls.build(ref.id, ref.name)
 
 
-@strawberry.type(description="A lead: a person the AI agent calls, with its campaign and secondary contacts.")
+@strawberry.federation.type(keys=["id", "databaseId"],
+                            description="A lead: a person the AI agent calls, with its campaign and secondary contacts.")
 class Lead(Node):
     database_id: int = strawberry.field(description="The upstream integer id.")
     phone_number: str = strawberry.field(description="The phone number to call.")
@@ -123,6 +133,14 @@ class Lead(Node):
         description="Null only when the upstream returns no campaign for the lead.")
     secondary_contacts: list[SecondaryContact] = strawberry.field(
         description="Further numbers to try for this lead (possibly none).")
+
+    @classmethod
+    async def resolve_reference(cls, info: strawberry.Info, id: strawberry.ID | None = None,
+                                databaseId: int | None = None, **_: Any) -> Lead | None:  # noqa: N803
+        """Federation entity resolution, by either key; a router's batch shares one lookup."""
+        from gateway.graphql.resolvers import resolve_entity
+
+        return await resolve_entity(info, "Lead", id, databaseId)
 
     @classmethod
     def from_record(cls, r: LeadRecord) -> Lead:
