@@ -8,34 +8,15 @@ from collections.abc import AsyncIterator
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
-from strawberry.asgi import GraphQL
 
 from gateway import __version__
 from gateway.cache import build_page_cache
 from gateway.config import Settings
-from gateway.graphiql import graphiql_html
-from gateway.graphql.context import GatewayContext, bearer_token
-from gateway.graphql.schema import schema
+from gateway.graphql.view import GatewayGraphQL
 from gateway.stats import Stats
 from gateway.upstream.client import LeadsAPI
-
-
-class GatewayGraphQL(GraphQL):
-    """strawberry's ASGI view, with the gateway's context and GraphiQL page."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None)
-        self.settings = settings
-
-    async def get_context(self, request: Request, response: Response) -> GatewayContext:  # type: ignore[override]
-        state = request.app.state
-        return GatewayContext(request=request, settings=self.settings, api=state.api, cache=state.cache,
-                              token=bearer_token(request, self.settings.demo_token))
-
-    async def render_graphql_ide(self, request: Request) -> HTMLResponse:  # type: ignore[override]
-        return HTMLResponse(graphiql_html(demo=self.settings.demo_token is not None))
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

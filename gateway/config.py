@@ -32,6 +32,25 @@ class Settings:
     graphiql: bool = True
     # Token used for requests without one; set by ``serve --demo`` (GATEWAY_DEMO_TOKEN), never in production.
     demo_token: str | None = None
+    # Upstream resilience.
+    upstream_retries: int = 2  # extra attempts on connection errors, 502/503/504 and 429
+    upstream_retry_after_max: float = 5.0  # longest Retry-After honoured before giving up on a retry
+    upstream_concurrency: int = 32  # upstream requests in flight per instance; more wait in line
+    request_timeout: float = 20.0  # deadline of one GraphQL operation, retries and waits included
+    breaker_failures: int = 5  # consecutive failed upstream calls that open the circuit breaker
+    breaker_cooldown: float = 10.0  # seconds the breaker stays open before one probe call
+    # Limits on what a client may send (checked before any upstream call).
+    max_body_bytes: int = 100_000
+    max_document_bytes: int = 20_000
+    max_tokens: int = 2_000
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_cost: int = 2_500  # leads a query may ask for, page sizes multiplied through nested lists
+    max_batch: int = 10  # operations in one batched request (a JSON array body)
+    introspection: bool = True
+    cors_origins: tuple[str, ...] = ()  # allowed browser origins; empty: same-origin only
+    # Shutdown.
+    shutdown_grace: float = 20.0  # seconds in-flight requests get to finish after SIGTERM
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -49,6 +68,22 @@ class Settings:
             lookup_max_pages=int(_number(env, "GATEWAY_LOOKUP_MAX_PAGES", 10, minimum=1, integer=True)),
             graphiql=_flag(env, "GATEWAY_GRAPHIQL", True),
             demo_token=env.get("GATEWAY_DEMO_TOKEN") or None,
+            upstream_retries=int(_number(env, "GATEWAY_UPSTREAM_RETRIES", 2, minimum=0, integer=True)),
+            upstream_retry_after_max=_number(env, "GATEWAY_UPSTREAM_RETRY_AFTER_MAX", 5.0, minimum=0),
+            upstream_concurrency=int(_number(env, "GATEWAY_UPSTREAM_CONCURRENCY", 32, minimum=1, integer=True)),
+            request_timeout=_number(env, "GATEWAY_REQUEST_TIMEOUT", 20.0, minimum=0.01),
+            breaker_failures=int(_number(env, "GATEWAY_BREAKER_FAILURES", 5, minimum=1, integer=True)),
+            breaker_cooldown=_number(env, "GATEWAY_BREAKER_COOLDOWN", 10.0, minimum=0.01),
+            max_body_bytes=int(_number(env, "GATEWAY_MAX_BODY_BYTES", 100_000, minimum=256, integer=True)),
+            max_document_bytes=int(_number(env, "GATEWAY_MAX_DOCUMENT_BYTES", 20_000, minimum=64, integer=True)),
+            max_tokens=int(_number(env, "GATEWAY_MAX_TOKENS", 2_000, minimum=10, integer=True)),
+            max_depth=int(_number(env, "GATEWAY_MAX_DEPTH", 12, minimum=2, integer=True)),
+            max_aliases=int(_number(env, "GATEWAY_MAX_ALIASES", 30, minimum=1, integer=True)),
+            max_cost=int(_number(env, "GATEWAY_MAX_COST", 2_500, minimum=1, integer=True)),
+            max_batch=int(_number(env, "GATEWAY_MAX_BATCH", 10, minimum=0, integer=True)),
+            introspection=_flag(env, "GATEWAY_INTROSPECTION", True),
+            cors_origins=tuple(o.strip() for o in env.get("GATEWAY_CORS_ORIGINS", "").split(",") if o.strip()),
+            shutdown_grace=_number(env, "GATEWAY_SHUTDOWN_GRACE", 20.0, minimum=0),
         )
         if not s.upstream_url.startswith(("http://", "https://")):
             raise ConfigError(f"GATEWAY_UPSTREAM_URL must be an http(s) URL, got {s.upstream_url!r}")
