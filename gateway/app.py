@@ -3,53 +3,75 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.middleware import Middleware
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway import __version__
 from gateway.cache import build_page_cache
 from gateway.config import Settings
 from gateway.graphql.view import GatewayGraphQL
+from gateway.metrics import CONTENT_TYPE, metrics_registry, render
+from gateway.observability import RequestMiddleware
 from gateway.stats import Stats
 from gateway.upstream.client import LeadsAPI
+from gateway.upstream.resilience import CircuitBreaker
+
+log = logging.getLogger("gateway.app")
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    stats = Stats()
+    breaker = CircuitBreaker(failures=settings.breaker_failures, cooldown=settings.breaker_cooldown)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # One pooled client per app: keep-alive connections to the upstream are reused by every request.
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        limits = httpx.Limits(max_connections=settings.upstream_concurrency,
+                              max_keepalive_connections=settings.upstream_concurrency)
         async with httpx.AsyncClient(limits=limits, headers={"User-Agent": f"leads-gateway/{__version__}"},
                                      follow_redirects=False) as client:
-            app.state.api = LeadsAPI(client, settings.upstream_url, settings.upstream_timeout, stats=app.state.stats)
-            app.state.cache = build_page_cache(settings, app.state.stats)
+            app.state.api = LeadsAPI(client, settings.upstream_url, settings.upstream_timeout, stats=stats,
+                                     retries=settings.upstream_retries,
+                                     retry_after_max=settings.upstream_retry_after_max,
+                                     concurrency=settings.upstream_concurrency, breaker=breaker)
+            app.state.cache = build_page_cache(settings, stats)
+            app.state.metrics = metrics_registry(stats, breaker, app.state.cache)
             app.state.ready = True
             try:
                 yield
             finally:
                 app.state.ready = False
                 await app.state.cache.close()
+                log.info("stopped", extra={"fields": {"upstream_requests": dict(stats.upstream_requests)}})
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> JSONResponse:
-        # A degraded cache (Redis unreachable) is reported but still ready: the gateway answers from its
-        # in-process cache, and taking every instance out of rotation would turn a cache outage into an outage.
+        # A degraded cache (Redis unreachable) or an open breaker is reported but still ready (200): the
+        # gateway keeps answering (in-process cache, stale pages, fast UPSTREAM_UNAVAILABLE), and taking
+        # every instance out of rotation for a shared dependency would turn it into a full outage.
         state = request.app.state
         if not getattr(state, "ready", False):
             return JSONResponse({"status": "starting"}, status_code=503)
         store = state.cache.store
         if hasattr(store, "probe"):
             await store.probe()
-        return JSONResponse({"status": "ready", "cache": {"backend": store.backend, "state": store.state}})
+        return JSONResponse({"status": "ready", "cache": {"backend": store.backend, "state": store.state},
+                             "upstream": {"breaker": breaker.state}})
+
+    async def metrics(request: Request) -> Response:
+        if not getattr(request.app.state, "ready", False):
+            return Response(b"", status_code=503)
+        return Response(render(request.app.state.metrics), media_type=CONTENT_TYPE)
 
     graphql = GatewayGraphQL(settings)
     app = Starlette(
@@ -57,10 +79,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
+        middleware=[Middleware(RequestMiddleware, stats=stats, request_timeout=settings.request_timeout)],
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.stats = Stats()
+    app.state.stats = stats
+    app.state.breaker = breaker
     app.state.ready = False
     return app

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
 import uvicorn
 
 from gateway.config import ConfigError, Settings
+from gateway.logs import configure as configure_logs
+from gateway.logs import log_config
 
 
 def app_from_env():
@@ -30,15 +31,15 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["GATEWAY_UPSTREAM_URL"] = upstream.url
         os.environ.setdefault("GATEWAY_DEMO_TOKEN", DEMO_TOKEN)
         print(f"demo upstream on {upstream.url}/user/leads", file=sys.stderr)
-    try:
-        Settings.from_env()  # fail fast, with a clear message, before uvicorn starts
-    except ConfigError as exc:
-        print(f"leads-gateway: {exc}", file=sys.stderr)
-        return 2
+    settings = Settings.from_env()  # fail fast, with a clear message, before uvicorn starts
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"GraphiQL on http://{host}:{args.port}/graphql", file=sys.stderr)
+    # On SIGTERM uvicorn stops accepting, lets in-flight requests finish for up to the grace period,
+    # then runs the lifespan shutdown (which closes the upstream client and the cache).
     uvicorn.run("gateway.cli:app_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers if args.workers > 1 else None, log_level=args.log_level,
+                log_config=log_config(args.log_level), access_log=False,
+                timeout_graceful_shutdown=settings.shutdown_grace or None,
                 proxy_headers=False, server_header=False)
     return 0
 
@@ -119,9 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "workers", 1) < 1:
         print("leads-gateway: --workers must be at least 1", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # httpx logs every request URL at INFO; filter values (phone numbers) do not belong in logs.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logs(getattr(args, "log_level", "info"))
     try:
         return args.func(args)
     except ConfigError as exc:

@@ -99,7 +99,10 @@ def make_gateway(upstream: Upstream):
     started: list[Gateway] = []
 
     def make(**overrides) -> Gateway:
-        settings = Settings(upstream_url=upstream.url).with_(**overrides)
+        # Tests count upstream calls exactly and share gateways across fault tests: no retries and no
+        # breaker unless a test asks for them (the resilience tests do).
+        settings = Settings(upstream_url=upstream.url, upstream_retries=0, breaker_failures=1_000_000)
+        settings = settings.with_(**overrides)
         gw = Gateway(start_in_thread(create_app(settings)), settings)
         started.append(gw)
         return gw

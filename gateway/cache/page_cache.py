@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from gateway import request_scope
 from gateway.cache.codec import Entry
 from gateway.cache.keys import KeyMaker
 from gateway.cache.singleflight import SingleFlight
@@ -116,6 +117,8 @@ class PageCache:
             age = started - entry.fetched_at
             if age < self.ttl:
                 self.stats.cache_hits += 1
+                if (scope := request_scope.current()) is not None:
+                    scope.cache_hits += 1
                 self._remember(caller, entry.page, entry.fetched_at)
                 return Served(entry.page)
             if age < self.ttl + self.swr:

@@ -7,13 +7,16 @@ turns the body into typed records. Nothing above this module sees a status code.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from datetime import UTC, datetime
 
 import httpx
 
+from gateway import request_scope
 from gateway.errors import (
     Forbidden,
     GatewayError,
@@ -27,6 +30,7 @@ from gateway.errors import (
 from gateway.filters import LeadQuery
 from gateway.pagination import PageRef
 from gateway.stats import Stats
+from gateway.upstream.resilience import CircuitBreaker, is_outage, retry_delay
 from gateway.upstream.models import LeadPage, parse_page
 
 # Upstream query parameter -> the GraphQL argument a client set, for 422 field errors.
@@ -54,49 +58,122 @@ class PageRequest:
 
 
 class LeadsAPI:
-    """Fetches pages of the caller's leads through one shared ``httpx.AsyncClient``."""
+    """Fetches pages of the caller's leads through one shared ``httpx.AsyncClient``.
+
+    Every call is bounded: by the concurrency limit (a spike queues here, not at the upstream), by the
+    circuit breaker (fail fast while the upstream is down), by retries with backoff (resilience.py),
+    and by the request's deadline (request_scope.py), whichever ends first.
+    """
 
     path = "/user/leads"
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str, timeout: float, stats: Stats | None = None) -> None:
+    def __init__(self, client: httpx.AsyncClient, base_url: str, timeout: float, stats: Stats | None = None, *,
+                 retries: int = 0, retry_after_max: float = 5.0, concurrency: int = 32,
+                 breaker: CircuitBreaker | None = None) -> None:
         self._client = client
         self._url = base_url.rstrip("/") + self.path
         self._timeout = timeout
         self.stats = stats or Stats()
+        self.retries = retries
+        self.retry_after_max = retry_after_max
+        self.breaker = breaker or CircuitBreaker(failures=5, cooldown=10.0)
+        self._slots = asyncio.Semaphore(concurrency)
 
     async def fetch_page(self, token: str, request: PageRequest) -> LeadPage:
-        """One upstream call; counted by outcome ("ok" or the error code)."""
-        try:
-            page = await self._fetch_page(token, request)
-        except GatewayError as exc:
-            self.stats.upstream_requests[exc.code] += 1
-            raise
-        self.stats.upstream_requests["ok"] += 1
-        return page
+        """One logical call: attempts with retries, each counted by outcome ("ok" or an error code)."""
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(token, request)
+            except GatewayError as exc:
+                delay = retry_delay(exc, attempt, self.retry_after_max) if attempt < self.retries else None
+                if delay is None or delay >= request_scope.remaining(float("inf")):
+                    raise
+                attempt += 1
+                self.stats.upstream_retries += 1
+                await asyncio.sleep(delay)
 
-    async def _fetch_page(self, token: str, request: PageRequest) -> LeadPage:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    async def _attempt(self, token: str, request: PageRequest) -> LeadPage:
+        if not self.breaker.allow():
+            self.stats.upstream_requests["UPSTREAM_UNAVAILABLE"] += 1
+            raise UpstreamUnavailable("The upstream is failing; calls are paused for a moment (circuit open).",
+                                      retryAfter=max(1, round(self.breaker.retry_in())))
+        outcome, status = "UPSTREAM_UNAVAILABLE", "none"
         try:
-            response = await self._client.get(self._url, params=request.params, headers=headers,
-                                              timeout=self._timeout)
-        except httpx.TimeoutException:
-            raise UpstreamTimeout(f"The upstream did not answer within {self._timeout:g} s.") from None
+            page, http_status = await self._limited(token, request)
+            outcome, status = "ok", str(http_status)
+            self.breaker.success()
+            return page
+        except GatewayError as exc:
+            outcome = exc.code
+            status = str(getattr(exc, "http_status", status))
+            self.breaker.failure(outage=is_outage(exc))
+            raise
+        except BaseException:
+            self.breaker.abandon()  # cancelled: says nothing about the upstream
+            outcome = "cancelled"
+            raise
+        finally:
+            self.stats.upstream_requests[outcome] += 1
+            self.stats.upstream_responses[(status, outcome)] += 1
+
+    async def _limited(self, token: str, request: PageRequest) -> tuple[LeadPage, int]:
+        """The HTTP exchange, once a concurrency slot is free, within the deadline."""
+        self.stats.upstream_queued += 1
+        try:
+            await asyncio.wait_for(self._slots.acquire(), timeout=max(0.0, request_scope.remaining(3600.0)))
+        except TimeoutError:
+            raise UpstreamTimeout("The request's deadline passed while waiting for the upstream.") from None
+        finally:
+            self.stats.upstream_queued -= 1
+        self.stats.upstream_inflight += 1
+        started = time.perf_counter()
+        try:
+            return await self._exchange(token, request)
+        finally:
+            self._slots.release()
+            self.stats.upstream_inflight -= 1
+            self.stats.upstream_latency.observe(time.perf_counter() - started)
+
+    async def _exchange(self, token: str, request: PageRequest) -> tuple[LeadPage, int]:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        scope = request_scope.current()
+        if scope is not None:
+            headers["X-Request-ID"] = scope.request_id
+            scope.upstream_calls += 1
+        timeout = min(self._timeout, max(0.001, request_scope.remaining(self._timeout)))
+        try:
+            response = await self._client.get(self._url, params=request.params, headers=headers, timeout=timeout)
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, httpx.ConnectTimeout):
+                raise UpstreamUnavailable("The upstream could not be reached (connect timeout).") from None
+            raise UpstreamTimeout(f"The upstream did not answer within {timeout:g} s.") from None
         except httpx.HTTPError:
             # The exception text can carry the URL; the client gets a generic message.
             raise UpstreamUnavailable("The upstream could not be reached.") from None
         if response.status_code != 200:
-            raise error_from_response(response)
+            error = error_from_response(response)
+            error.http_status = response.status_code  # for metrics; not shown to clients
+            raise error
         try:
-            payload = json.loads(response.content)
-        except ValueError:
-            raise UpstreamBadResponse("The upstream answered with a body that is not JSON.") from None
-        page = parse_page(payload)
-        if (page.page, page.per_page) != (request.page.page, request.page.per_page):
-            # Slicing trusts page/per_page; an upstream that silently capped per_page would lose leads.
-            raise UpstreamBadResponse(
-                f"The upstream answered page {page.page} of size {page.per_page} when asked for page "
-                f"{request.page.page} of size {request.page.per_page}.")
-        return page
+            return _page_of(response, request), response.status_code
+        except GatewayError as error:
+            error.http_status = response.status_code
+            raise
+
+
+def _page_of(response: httpx.Response, request: PageRequest) -> LeadPage:
+    try:
+        payload = json.loads(response.content)
+    except ValueError:
+        raise UpstreamBadResponse("The upstream answered with a body that is not JSON.") from None
+    page = parse_page(payload)
+    if (page.page, page.per_page) != (request.page.page, request.page.per_page):
+        # Slicing trusts page/per_page; an upstream that silently capped per_page would lose leads.
+        raise UpstreamBadResponse(
+            f"The upstream answered page {page.page} of size {page.per_page} when asked for page "
+            f"{request.page.page} of size {request.page.per_page}.")
+    return page
 
 
 def error_from_response(response: httpx.Response) -> GatewayError:

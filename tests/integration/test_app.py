@@ -33,7 +33,8 @@ def test_health_endpoints(gateway):
     assert gateway.client.get("/healthz").json() == {"status": "ok"}
     ready = gateway.client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "cache": {"backend": "memory", "state": "up"}}
+    assert ready.json() == {"status": "ready", "cache": {"backend": "memory", "state": "up"},
+                            "upstream": {"breaker": "closed"}}
 
 
 def test_demo_mode_serves_requests_without_a_token(make_gateway, fresh_upstream):

@@ -97,7 +97,7 @@ def three_instances(upstream, redis_url):
     secret = secrets.token_hex(16)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")},
            "GATEWAY_UPSTREAM_URL": upstream.url, "GATEWAY_CACHE_URL": redis_url,
-           "GATEWAY_CACHE_SECRET": secret, "GATEWAY_CACHE_TTL": "30"}
+           "GATEWAY_CACHE_SECRET": secret, "GATEWAY_CACHE_TTL": "30", "GATEWAY_UPSTREAM_RETRIES": "0"}
     ports = [_free_port() for _ in range(3)]
     procs = [subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--port", str(p), "--log-level", "warning"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in ports]

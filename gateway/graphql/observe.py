@@ -1,0 +1,26 @@
+"""Records each operation's name and error codes on the request scope (for logs and metrics)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from strawberry.extensions import SchemaExtension
+
+from gateway import request_scope
+
+
+class OperationRecorder(SchemaExtension):
+    """Registered before ``ErrorFormatter`` so that, leaving the operation after it, it sees final codes."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        scope = request_scope.current()
+        if scope is None:
+            return
+        scope.executed = True
+        scope.operation = self.execution_context.operation_name
+        result = self.execution_context.result
+        for error in getattr(result, "errors", None) or ():
+            code = (error.extensions or {}).get("code")
+            if code:
+                scope.error_codes.append(code)

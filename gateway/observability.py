@@ -1,0 +1,71 @@
+"""Request middleware: request ids, deadlines, in-flight counts and one structured log line per request."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from gateway import request_scope
+from gateway.request_scope import RequestScope
+from gateway.stats import Stats
+
+log = logging.getLogger("gateway.request")
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # a client's X-Request-ID is echoed, so keep it harmless
+
+
+class RequestMiddleware:
+    """Pure ASGI (no BaseHTTPMiddleware: it would buffer streaming bodies and break contextvars)."""
+
+    def __init__(self, app, *, stats: Stats, request_timeout: float, quiet_paths=("/healthz", "/readyz", "/metrics")):
+        self.app = app
+        self.stats = stats
+        self.request_timeout = request_timeout
+        self.quiet_paths = frozenset(quiet_paths)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _SANE_ID.match(incoming) else uuid.uuid4().hex
+        rs = RequestScope(request_id=request_id, deadline=time.monotonic() + self.request_timeout)
+        token = request_scope.enter(rs)
+        status = 500
+        started = time.perf_counter()
+        self.stats.inflight += 1
+
+        async def send_with_id(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self.stats.inflight -= 1
+            request_scope.leave(token)
+            duration = time.perf_counter() - started
+            path = scope.get("path", "")
+            if rs.executed:
+                self.stats.graphql_latency.observe(duration)
+                self.stats.count_operation(rs.operation, rs.error_codes[0] if rs.error_codes else "ok")
+            if path not in self.quiet_paths:
+                log.info("request", extra={"fields": {
+                    "request_id": request_id, "method": scope.get("method"), "path": path, "status": status,
+                    "operation": rs.operation, "duration_ms": round(duration * 1000, 2),
+                    "upstream_calls": rs.upstream_calls, "cache_hits": rs.cache_hits,
+                    "error_codes": sorted(set(rs.error_codes)),
+                }})
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            try:
+                return value.decode("latin-1").strip()
+            except UnicodeDecodeError:
+                return None
+    return None
