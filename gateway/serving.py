@@ -37,7 +37,8 @@ def start_in_thread(app, host: str = "127.0.0.1", port: int = 0, *, log_level: s
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False)
+    # log_config=None: a server started beside another must not reconfigure the process's logging.
+    config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False, log_config=None)
     server = uvicorn.Server(config)
     # Signal handlers can only be installed from the main thread.
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
