@@ -35,7 +35,8 @@ from gateway.demo.data import STATUSES, dataset_for_token
 FAULTS = ("500", "502", "503", "429", "slow", "malformed", "html", "shape")
 FAULT_TOKEN_PREFIX = "fault-"
 FORBIDDEN_TOKEN_PREFIX = "forbidden"
-REVOKED_TOKEN_PREFIX = "revoked"  # a token Sanctum no longer knows: 401 although one was sent
+REVOKED_TOKEN_PREFIX = "revoked"
+FLAKY_TOKEN_PREFIX = "flaky-"  # alternately 503 and a normal answer, per token  # a token Sanctum no longer knows: 401 although one was sent
 
 DEFAULT_PER_PAGE = 15
 MAX_PER_PAGE = 100
@@ -77,6 +78,7 @@ class Call:
     token: str | None
     params: dict[str, str]
     status: int
+    request_id: str | None = None  # the X-Request-ID the caller sent
 
 
 # ---------------------------------------------------------------------------- PHP / Laravel helpers
@@ -399,6 +401,12 @@ def _respond(request: Request, token: str | None, raw: dict[str, str]) -> tuple[
     kind = None
     if token.startswith(FAULT_TOKEN_PREFIX) and token[len(FAULT_TOKEN_PREFIX):] in FAULTS:
         kind = token[len(FAULT_TOKEN_PREFIX):]
+    elif token.startswith(FLAKY_TOKEN_PREFIX):
+        # Every other request of this token fails with a 503, starting with the first: a transient outage.
+        seen = state.flaky_counts.get(token, 0)
+        state.flaky_counts[token] = seen + 1
+        if seen % 2 == 0:
+            kind = "503"
     elif options.fault is not None:
         if options.fault not in FAULTS:
             raise ValueError(f"unknown demo fault {options.fault!r}")
@@ -444,7 +452,8 @@ async def _leads(request: Request) -> Response:
     raw = _php_query(request)
     token = _bearer_token(request.headers.get("authorization"))
     response, stall = _respond(request, token, raw)
-    request.app.state.calls.append(Call(token=token, params=dict(raw), status=response.status_code))
+    request.app.state.calls.append(Call(token=token, params=dict(raw), status=response.status_code,
+                                        request_id=request.headers.get("x-request-id")))
     request.app.state.call_count += 1
     delay = max(options.latency, 0.0) + stall
     if delay > 0:
@@ -466,6 +475,7 @@ def reset_calls(app: Starlette) -> None:
     app.state.calls.clear()
     app.state.call_count = 0
     app.state.fault_rng = random.Random(0)
+    app.state.flaky_counts = {}
 
 
 def create_demo_app(options: DemoOptions | None = None) -> Starlette:
@@ -485,6 +495,7 @@ def create_demo_app(options: DemoOptions | None = None) -> Starlette:
     app.state.calls = collections.deque(maxlen=100_000)
     app.state.call_count = 0
     app.state.fault_rng = random.Random(0)
+    app.state.flaky_counts = {}
     app.state.reset = lambda: reset_calls(app)
     return app
 

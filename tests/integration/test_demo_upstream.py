@@ -507,3 +507,9 @@ def test_invalid_options_are_rejected():
         DemoOptions(fault="404")
     with pytest.raises(ValueError):
         DemoOptions(fault_rate=2)
+
+
+def test_flaky_tokens_alternate_between_503_and_success(client):
+    statuses = [get(client, "flaky-abc").status_code for _ in range(4)]
+    assert statuses == [503, 200, 503, 200]
+    assert get(client, "flaky-other").status_code == 503  # counted per token
