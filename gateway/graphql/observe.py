@@ -6,15 +6,19 @@ from collections.abc import Iterator
 
 from strawberry.extensions import SchemaExtension
 
-from gateway import request_scope
+from gateway import request_scope, tracing
 
 
 class OperationRecorder(SchemaExtension):
     """Registered before ``ErrorFormatter`` so that, leaving the operation after it, it sees final codes."""
 
     def on_operation(self) -> Iterator[None]:
-        yield
         scope = request_scope.current()
+        with tracing.span("graphql.operation", **{"graphql.operation.name": self.execution_context.operation_name,
+                                                  "leads_gateway.request_id": scope.request_id if scope else None}) as sp:
+            yield
+            errors = getattr(self.execution_context.result, "errors", None) or ()
+            tracing.set_attributes(sp, **{"graphql.error_count": len(errors)})
         if scope is None:
             return
         scope.executed = True

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from gateway import request_scope
+from gateway import request_scope, tracing
 from gateway.errors import (
     Forbidden,
     GatewayError,
@@ -142,15 +142,11 @@ class LeadsAPI:
             headers["X-Request-ID"] = scope.request_id
             scope.upstream_calls += 1
         timeout = min(self._timeout, max(0.001, request_scope.remaining(self._timeout)))
-        try:
-            response = await self._client.get(self._url, params=request.params, headers=headers, timeout=timeout)
-        except httpx.TimeoutException as exc:
-            if isinstance(exc, httpx.ConnectTimeout):
-                raise UpstreamUnavailable("The upstream could not be reached (connect timeout).") from None
-            raise UpstreamTimeout(f"The upstream did not answer within {timeout:g} s.") from None
-        except httpx.HTTPError:
-            # The exception text can carry the URL; the client gets a generic message.
-            raise UpstreamUnavailable("The upstream could not be reached.") from None
+        with tracing.span("upstream GET /user/leads", **{"http.request.method": "GET",
+                                                         "leads_gateway.page": request.page.page,
+                                                         "leads_gateway.per_page": request.page.per_page}) as sp:
+            response = await self._send(request, headers, timeout)
+            tracing.set_attributes(sp, **{"http.response.status_code": response.status_code})
         if response.status_code != 200:
             error = error_from_response(response)
             error.http_status = response.status_code  # for metrics; not shown to clients
@@ -160,6 +156,17 @@ class LeadsAPI:
         except GatewayError as error:
             error.http_status = response.status_code
             raise
+
+    async def _send(self, request: PageRequest, headers: dict, timeout: float) -> httpx.Response:
+        try:
+            return await self._client.get(self._url, params=request.params, headers=headers, timeout=timeout)
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, httpx.ConnectTimeout):
+                raise UpstreamUnavailable("The upstream could not be reached (connect timeout).") from None
+            raise UpstreamTimeout(f"The upstream did not answer within {timeout:g} s.") from None
+        except httpx.HTTPError:
+            # The exception text can carry the URL; the client gets a generic message.
+            raise UpstreamUnavailable("The upstream could not be reached.") from None
 
 
 def _page_of(response: httpx.Response, request: PageRequest) -> LeadPage:
