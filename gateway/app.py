@@ -16,6 +16,7 @@ from starlette.routing import Route
 from gateway import __version__
 from gateway.cache import build_page_cache
 from gateway.config import Settings
+from gateway.graphql.cors import CORSMiddleware
 from gateway.graphql.view import GatewayGraphQL
 from gateway.metrics import CONTENT_TYPE, metrics_registry, render
 from gateway.observability import RequestMiddleware
@@ -76,12 +77,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     graphql = GatewayGraphQL(settings)
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", graphql),  # every method: the view answers the ones it refuses (JSON 405)
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],
-        middleware=[Middleware(RequestMiddleware, stats=stats, request_timeout=settings.request_timeout)],
+        # CORS inside the request middleware, so preflights also get a request id and a log line.
+        middleware=[Middleware(RequestMiddleware, stats=stats, request_timeout=settings.request_timeout),
+                    Middleware(CORSMiddleware, origins=settings.cors_origins)],
         lifespan=lifespan,
     )
     app.state.settings = settings

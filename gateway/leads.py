@@ -68,6 +68,7 @@ class LeadReader:
     load_page: LoadPage
     cached_pages: CachedPages = _nothing_cached  # fresh cached pages of a filter, newest first
     seen_leads: SeenLeads = _nothing_seen  # leads of fresh pages recently served to this caller, by id
+    count_reuse: Callable[[int], None] = lambda pages: None  # cached pages used instead of upstream calls
     max_per_page: int = 100
     lookup_max_pages: int = 10
     warnings: list[dict] = field(default_factory=list)
@@ -97,6 +98,9 @@ class LeadReader:
             start, stop = request.bounds_within(total)
             pages = await self._cover(query, start, stop, known + pages, total_known=True)
             total = pages[0].total if pages else total
+        cached_ids = {id(p) for p in cached}
+        if reused := sum(1 for p in pages if id(p) in cached_ids):
+            self.count_reuse(reused)
         totals = {p.total for p in pages}
         warnings: list[dict] = []
         if len(totals) > 1:

@@ -31,27 +31,22 @@ class RequestMiddleware:
         request_id = incoming if incoming and _SANE_ID.match(incoming) else uuid.uuid4().hex
         rs = RequestScope(request_id=request_id, deadline=time.monotonic() + self.request_timeout)
         token = request_scope.enter(rs)
-        status = 500
         started = time.perf_counter()
+        status = 500
+        finished = False
         self.stats.inflight += 1
 
-        async def send_with_id(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
+        def finish() -> None:
+            nonlocal finished
+            if finished:
+                return
+            finished = True
             self.stats.inflight -= 1
-            request_scope.leave(token)
             duration = time.perf_counter() - started
-            path = scope.get("path", "")
             if rs.executed:
                 self.stats.graphql_latency.observe(duration)
                 self.stats.count_operation(rs.operation, rs.error_codes[0] if rs.error_codes else "ok")
+            path = scope.get("path", "")
             if path not in self.quiet_paths:
                 log.info("request", extra={"fields": {
                     "request_id": request_id, "method": scope.get("method"), "path": path, "status": status,
@@ -59,6 +54,21 @@ class RequestMiddleware:
                     "upstream_calls": rs.upstream_calls, "cache_hits": rs.cache_hits,
                     "error_codes": sorted(set(rs.error_codes)),
                 }})
+
+        async def send_with_id(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                finish()  # logged before the last bytes leave, so the line exists when the client has its answer
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            finish()  # a request that ended without a complete response is logged too
+            request_scope.leave(token)
 
 
 def _header(scope, name: bytes) -> str | None:

@@ -107,6 +107,12 @@ class PageCache:
         while len(seen) > SEEN_PER_CALLER:
             seen.popitem(last=False)
 
+    def count_reuse(self, pages: int) -> None:
+        """Cached pages the planner used in place of upstream calls count as hits too."""
+        self.stats.cache_hits += pages
+        if (scope := request_scope.current()) is not None:
+            scope.cache_hits += pages
+
     async def get_or_fetch(self, caller: str, query: LeadQuery, ref: PageRef, fetch: Fetch, *,
                            bypass: bool = False) -> Served:
         group = self.keys.group(caller, query)

@@ -51,6 +51,7 @@ class GatewayContext:
         self.bypass_cache = wants_fresh(self.request)
         self.page_loader: DataLoader[PageRequest, LeadPage] = DataLoader(load_fn=self._load_pages)
         self.reader = LeadReader(self.page_loader.load, cached_pages=self._fresh_pages, seen_leads=self._seen_leads,
+                                 count_reuse=self.cache.count_reuse,
                                  max_per_page=UPSTREAM_MAX_PER_PAGE,
                                  lookup_max_pages=self.settings.lookup_max_pages, warnings=self.warnings)
         self.lead_loader: DataLoader[int, LeadRecord | None] = DataLoader(load_fn=self._load_leads)

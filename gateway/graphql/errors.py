@@ -25,6 +25,8 @@ def format_error(error: GraphQLError) -> GraphQLError:
         return error  # graphql-core already copied the GatewayError's extensions
     if error.path is None:
         # Before execution (parse, validation, variable coercion): the document or its inputs are at fault.
+        if (error.extensions or {}).get("code"):
+            return error  # already carries its code (the request limits: QUERY_TOO_COMPLEX)
         if error.message.startswith("Syntax Error"):
             code = "GRAPHQL_PARSE_FAILED"
         elif original is not None or error.message.startswith(_BAD_VALUE_PREFIXES):

@@ -14,11 +14,13 @@ class OperationRecorder(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         scope = request_scope.current()
-        with tracing.span("graphql.operation", **{"graphql.operation.name": self.execution_context.operation_name,
-                                                  "leads_gateway.request_id": scope.request_id if scope else None}) as sp:
+        with tracing.span("graphql.operation",
+                          **{"leads_gateway.request_id": scope.request_id if scope else None}) as sp:
             yield
             errors = getattr(self.execution_context.result, "errors", None) or ()
-            tracing.set_attributes(sp, **{"graphql.error_count": len(errors)})
+            # The name is known once the document is parsed, i.e. after the yield.
+            tracing.set_attributes(sp, **{"graphql.operation.name": self.execution_context.operation_name,
+                                          "graphql.error_count": len(errors)})
         if scope is None:
             return
         scope.executed = True

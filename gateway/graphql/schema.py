@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 
 import strawberry
-from strawberry.printer import print_schema
 from graphql import GraphQLError
+from strawberry.printer import print_schema
 from strawberry.types import ExecutionContext
 
+from gateway import request_scope
+from gateway.config import Settings
 from gateway.graphql.errors import ErrorFormatter, ResponseWarnings, is_expected
+from gateway.graphql.limits import limit_extensions
+from gateway.graphql.observe import OperationRecorder
 from gateway.graphql.query import Query
 from gateway.graphql.scalars import SCALAR_OVERRIDES
 from gateway.graphql.types import Campaign, Lead
@@ -23,15 +27,22 @@ class GatewaySchema(strawberry.federation.Schema):
         # with the full traceback (the client sees a masked INTERNAL_SERVER_ERROR).
         for error in errors:
             if not is_expected(error):
-                log.error("unexpected error in %s", error.path, exc_info=error.original_error)
+                scope = request_scope.current()
+                log.error("unexpected error", exc_info=error.original_error, extra={"fields": {
+                    "request_id": scope.request_id if scope else None, "path": error.path}})
 
 
-def build_schema() -> GatewaySchema:
+def build_schema(settings: Settings | None = None) -> GatewaySchema:
+    """The schema; with ``settings``, also the extensions enforcing their request limits and introspection switch."""
+    # OperationRecorder first: leaving the operation after ErrorFormatter, it records the final codes.
+    extensions: list = [OperationRecorder, ErrorFormatter, ResponseWarnings]
+    if settings is not None:
+        extensions += limit_extensions(settings)
     return GatewaySchema(query=Query, types=[Lead, Campaign], scalar_overrides=SCALAR_OVERRIDES,
-                         extensions=[ErrorFormatter, ResponseWarnings], federation_version="2.5")
+                         extensions=extensions, federation_version="2.5")
 
 
-schema = build_schema()
+schema = build_schema()  # without limits: what ``sdl()`` prints; each HTTP view builds its own
 
 
 def sdl() -> str:

@@ -1,23 +1,78 @@
-"""The GraphQL HTTP endpoint: strawberry's ASGI view with the gateway's context and GraphiQL page."""
+"""The GraphQL HTTP endpoint: GraphQL over HTTP (GET and POST), request limits, batching, GraphiQL.
+
+strawberry's ASGI view executes; this subclass owns the HTTP side, because the rules below need the
+outcome of each operation (request error or executed) and a context per batched operation.
+
+Media type (``Accept``, see ``protocol.negotiate``): ``application/graphql-response+json`` when asked for
+or when ``Accept`` is absent, ``application/json`` for ``*/*`` or when asked for; neither acceptable: 406.
+The response's ``Content-Type`` is the negotiated type with ``charset=utf-8``.
+
+Status codes (GraphQL over HTTP, "Status Codes"):
+
+| case | graphql-response+json | application/json |
+| --- | --- | --- |
+| executed (data, possibly with field errors, possibly ``data: null``) | 200 | 200 |
+| request error: parse, validation, query limits, operation not found, variable coercion (no ``data`` key) | 400 | 200 |
+| malformed request: body not JSON / not an object or array, no ``query``, wrong parameter type | 400 | 400 |
+| method other than GET/POST | 405 (``Allow: GET, POST``) | 405 |
+| a mutation over GET (checked before validation) | 405 (``Allow: POST``) | 405 |
+| POST without ``Content-Type: application/json`` | 415 | 415 |
+| body over ``max_body_bytes`` | 413 | 413 |
+| batch over ``max_batch`` (or any batch when it is 0) | 400 | 400 |
+
+A batch (a JSON array of request objects) answers a JSON array, one result per operation, each
+limited and executed on its own (own context, own DataLoaders and warnings), concurrently; it is
+200 once its items are well-formed, each item carrying its own errors.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+
+from graphql import GraphQLError, parse
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
 
 from gateway.config import Settings
 from gateway.graphiql import graphiql_html
 from gateway.graphql.context import GatewayContext, bearer_token
-from gateway.graphql.schema import schema
+from gateway.graphql.limits import Limits, check_document
+from gateway.graphql.protocol import (
+    JSON,
+    GRAPHQL_RESPONSE_JSON,
+    HTTPError,
+    Params,
+    bad_request,
+    check_content_type,
+    decode_json,
+    negotiate,
+    params_from_object,
+    params_from_query_string,
+    read_body,
+    wants_html,
+)
+from gateway.graphql.schema import build_schema
+
+log = logging.getLogger("gateway.http")
+
+ALLOW = "GET, POST"
+EXECUTED, REQUEST_ERROR, INTERNAL = "executed", "request-error", "internal"
 
 
 class GatewayGraphQL(GraphQL):
-    """strawberry's ASGI view, with the gateway's context and GraphiQL page."""
+    """strawberry's ASGI view, with the gateway's context, limits, HTTP rules and GraphiQL page."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None)
+        super().__init__(build_schema(settings), graphql_ide="graphiql" if settings.graphiql else None)
         self.settings = settings
+        self.limits = Limits.from_settings(settings)
 
     async def get_context(self, request: Request, response: Response) -> GatewayContext:  # type: ignore[override]
         state = request.app.state
@@ -26,3 +81,130 @@ class GatewayGraphQL(GraphQL):
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:  # type: ignore[override]
         return HTMLResponse(graphiql_html(demo=self.settings.demo_token is not None))
+
+    # --- HTTP ------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        media = negotiate(request.headers.get("accept")) or JSON
+        try:
+            response = await self.handle(request)
+        except HTTPError as e:
+            response = self.json_response(e.body(), e.status, media, e.headers)
+        except Exception:  # a bug: still a GraphQL error body, never a plain-text page
+            log.exception("unexpected error handling a GraphQL request")
+            body = {"errors": [{"message": "Internal server error.", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}
+            response = self.json_response(body, 500, media)
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request) -> Response:
+        method = request.method
+        if method == "OPTIONS":  # not a CORS preflight (the CORS middleware answers those)
+            return Response(status_code=204, headers={"Allow": f"{ALLOW}, OPTIONS"})
+        if method not in ("GET", "HEAD", "POST"):
+            raise HTTPError(405, "METHOD_NOT_ALLOWED", f"{method} is not supported: use GET or POST.",
+                            headers={"Allow": ALLOW})
+        accept = request.headers.get("accept")
+        is_get = method in ("GET", "HEAD")
+        if is_get and "query" not in request.query_params and self.graphql_ide and wants_html(accept):
+            return await self.render_graphql_ide(request)
+        media = negotiate(accept)
+        if media is None:
+            raise HTTPError(406, "NOT_ACCEPTABLE",
+                            f"Cannot answer in any type of `Accept: {accept[:100]}`: accept "
+                            f"`{GRAPHQL_RESPONSE_JSON}` or `{JSON}`.")
+        if is_get:
+            params = params_from_query_string(request.query_params)
+            status, body = await self.run_one(request, params, allowed={OperationType.QUERY})
+            return self.json_response(body, self.status_for(status, media), media)
+
+        check_content_type(request.headers.get("content-type"))
+        data = decode_json(await read_body(request, self.settings.max_body_bytes))
+        allowed = {OperationType.QUERY, OperationType.MUTATION}
+        if isinstance(data, list):
+            batch = self.batch_params(data)
+            outcomes = await asyncio.gather(*(self.run_one(request, p, allowed) for p in batch))
+            return self.json_response([body for _, body in outcomes], 200, media)
+        status, body = await self.run_one(request, params_from_object(data), allowed)
+        return self.json_response(body, self.status_for(status, media), media)
+
+    def batch_params(self, data: list) -> list[Params]:
+        limit = self.settings.max_batch
+        if not data:
+            raise bad_request("The batch is empty: send at least one operation.")
+        if limit == 0:
+            raise HTTPError(400, "BATCH_TOO_LARGE", "Batched requests are turned off: send one operation per request.",
+                            limitName="batch", limit=0, measured=len(data))
+        if len(data) > limit:
+            raise HTTPError(400, "BATCH_TOO_LARGE", f"The batch has {len(data)} operations; the limit is {limit}.",
+                            limitName="batch", limit=limit, measured=len(data))
+        return [params_from_object(item, batchIndex=i) for i, item in enumerate(data)]
+
+    async def run_one(self, request: Request, params: Params, allowed: set[OperationType]) -> tuple[str, dict]:
+        """Execute one operation: (outcome, response body)."""
+        errors = check_document(params.query, self.limits)
+        if errors:
+            return REQUEST_ERROR, {"errors": [e.formatted for e in errors]}
+        context = await self.get_context(request, Response())
+        try:
+            result = await self.schema.execute(params.query, variable_values=params.variables, context_value=context,
+                                               operation_name=params.operation_name, allowed_operation_types=allowed,
+                                               operation_extensions=params.extensions)
+        except InvalidOperationTypeError as e:
+            if e.operation_type is OperationType.MUTATION:
+                raise HTTPError(405, "METHOD_NOT_ALLOWED", "Mutations are not allowed over GET: use POST.",
+                                headers={"Allow": "POST"}) from None
+            return REQUEST_ERROR, _request_error("Subscriptions are not supported over HTTP.",
+                                                 "GRAPHQL_VALIDATION_FAILED")
+        except CannotGetOperationTypeError as e:
+            message = (f'Unknown operation named "{e.operation_name}".' if e.operation_name else
+                       "The document must contain exactly one operation, or `operationName` must name one.")
+            return REQUEST_ERROR, _request_error(message, "GRAPHQL_VALIDATION_FAILED")
+        except MissingQueryError:  # the empty string: a document that does not parse
+            return REQUEST_ERROR, _request_error(_parse_error(params.query), "GRAPHQL_PARSE_FAILED")
+        body: dict = {}
+        outcome = _outcome(result)
+        if outcome == EXECUTED:
+            body["data"] = result.data  # a request error has no `data` entry at all
+        if result.errors:
+            body["errors"] = [e.formatted for e in result.errors]
+        if result.extensions:
+            body["extensions"] = result.extensions
+        return outcome, body
+
+    @staticmethod
+    def status_for(outcome: str, media: str) -> int:
+        if outcome == INTERNAL:
+            return 500
+        if outcome == REQUEST_ERROR and media == GRAPHQL_RESPONSE_JSON:
+            return 400
+        return 200
+
+    def json_response(self, body: object, status: int, media: str, headers: dict[str, str] | None = None) -> Response:
+        return Response(json.dumps(body, separators=(",", ":")), status_code=status, headers=headers,
+                        media_type=f"{media}; charset=utf-8")
+
+
+def _outcome(result) -> str:
+    """Executed (``data`` present, even null through a field error) or a request error (no ``data``)."""
+    errors = result.errors or []
+    if result.data is not None or not errors or any(e.path is not None for e in errors):
+        return EXECUTED
+    if all((e.extensions or {}).get("code") == "INTERNAL_SERVER_ERROR" for e in errors):
+        return INTERNAL
+    return REQUEST_ERROR
+
+
+def _request_error(message: str, code: str) -> dict:
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+def _parse_error(query: str) -> str:
+    try:
+        parse(query)
+    except GraphQLError as e:
+        return e.message
+    return "The document is empty."  # pragma: no cover - only an empty document gets here
