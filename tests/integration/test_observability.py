@@ -7,6 +7,7 @@ import re
 import pytest
 
 from gateway.demo.app import DemoOptions
+from tests.conftest import skip_or_fail
 
 Q = "query ListLeads { leads(first: 3) { totalCount nodes { databaseId } } }"
 
@@ -113,8 +114,11 @@ def test_internal_errors_are_logged_with_the_request_id(make_gateway, fresh_upst
 
 
 def test_spans_for_the_operation_and_each_upstream_call(make_gateway, fresh_upstream, token):
-    trace = pytest.importorskip("opentelemetry.trace", reason="the otel extra is not installed")
-    from opentelemetry.sdk.trace import TracerProvider
+    try:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+    except ImportError:
+        skip_or_fail("opentelemetry-sdk is not installed (pip install -e '.[test]')")
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
