@@ -1,9 +1,16 @@
 # syntax=docker/dockerfile:1
+# GraphiQL's browser bundles, from the npm registry as pinned by graphiql/package-lock.json (not committed).
+FROM node:20-slim AS graphiql
+WORKDIR /graphiql
+COPY graphiql/package.json graphiql/package-lock.json graphiql/build.mjs ./
+RUN npm ci --no-audit --no-fund --loglevel=error && node build.mjs /static
+
 # Build stage: turn the project into a wheel (no compiler or build tools reach the runtime image).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
+COPY --from=graphiql /static ./gateway/static/graphiql
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 # Runtime stage: the wheel and its dependencies, run as an unprivileged user.

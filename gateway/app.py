@@ -16,6 +16,7 @@ from starlette.routing import Route
 from gateway import __version__
 from gateway.cache import build_page_cache
 from gateway.config import Settings
+from gateway.graphiql_assets import asset_routes
 from gateway.graphql.cors import CORSMiddleware
 from gateway.graphql.view import GatewayGraphQL
 from gateway.metrics import CONTENT_TYPE, metrics_registry, render
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/graphql", graphql),  # every method: the view answers the ones it refuses (JSON 405)
+            *asset_routes(settings.graphiql),  # GraphiQL's bundles, /graphql/assets/<name>
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),

@@ -1,11 +1,21 @@
-"""GraphiQL page: strawberry's, opening on an example query and showing how to pass ``Authorization``."""
+"""GraphiQL page: opens on an example query and shows how to pass ``Authorization``.
+
+The page is strawberry's GraphiQL 3 page (React 18 UMD, graphiql, the explorer plugin), without its
+Django-only parts (the CSRF cookie, subscriptions over WebSocket). Its scripts and styles are the
+gateway's own copies (``gateway/graphiql_assets.py``, served at ``/graphql/assets/...``) when they are
+built, so it works with no internet; otherwise the same pinned files from unpkg, with subresource
+integrity.
+"""
 
 from __future__ import annotations
 
 import json
-import re
 from functools import lru_cache
-from importlib import resources
+from html import escape
+from pathlib import Path
+
+from gateway import graphiql_assets
+from gateway.graphiql_assets import ASSETS, Asset
 
 EXAMPLE_QUERY = """\
 # leads-gateway: your leads as a Relay connection over the upstream's pages.
@@ -29,18 +39,110 @@ query Leads($after: String) {
 }
 """
 
+_TEMPLATE = """\
+<!doctype html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8" />
+    <meta name="viewport" content="width=device-width, initial-scale=1" />
+    <title>leads-gateway · GraphiQL</title>
+    <link rel="icon" href="data:," />
+    <style>
+      body { height: 100%; margin: 0; width: 100%; overflow: hidden; }
+      #graphiql { height: 100vh; display: flex; }
+      .docExplorerHide { display: none; }
+      .doc-explorer-contents { overflow-y: hidden !important; }
+      .docExplorerWrap { width: unset !important; min-width: unset !important; }
+      .graphiql-explorer-actions select { margin-left: 4px; }
+    </style>
+__HEAD__
+  </head>
+  <body>
+    <div id="graphiql" class="graphiql-container">Loading…</div>
+__BODY__
+    <script>
+      const EXAMPLE_QUERY = __EXAMPLE_QUERY__;
+      const DEFAULT_HEADERS = __DEFAULT_HEADERS__;
 
-@lru_cache(maxsize=2)
-def graphiql_html(demo: bool) -> str:
-    """The page; in demo mode no token is needed, otherwise the headers editor shows where it goes."""
-    html = resources.files("strawberry").joinpath("static/graphiql.html").read_text()
+      // URL parameters, for sharing queries (?q=...&variables=...&headers=...)
+      const parameters = {};
+      for (const entry of window.location.search.slice(1).split("&")) {
+        const eq = entry.indexOf("=");
+        if (eq >= 0) {
+          parameters[decodeURIComponent(entry.slice(0, eq))] = decodeURIComponent(entry.slice(eq + 1));
+        }
+      }
+
+      function updateURL(data) {
+        Object.assign(parameters, data);
+        const search = Object.keys(parameters)
+          .filter((key) => Boolean(parameters[key]))
+          .map((key) => encodeURIComponent(key) + "=" + encodeURIComponent(parameters[key]))
+          .join("&");
+        history.replaceState(null, null, "?" + search);
+      }
+
+      const fetcher = GraphiQL.createFetcher({ url: window.location.href.split("?")[0] });
+
+      function GraphiQLWithExplorer() {
+        const [query, setQuery] = React.useState(parameters.q || EXAMPLE_QUERY);
+        const [variables, setVariables] = React.useState(parameters.variables);
+        const [headers, setHeaders] = React.useState(parameters.headers || DEFAULT_HEADERS);
+        const explorerPlugin = React.useMemo(() => GraphiQLPluginExplorer.explorerPlugin(), []);
+
+        return React.createElement(GraphiQL, {
+          fetcher: fetcher,
+          defaultEditorToolsVisibility: true,
+          plugins: [explorerPlugin],
+          query: query,
+          variables: variables,
+          headers: headers,
+          onEditQuery: (q) => { setQuery(q); updateURL({ q: q }); },
+          onEditVariables: (v) => { setVariables(v); updateURL({ variables: v }); },
+          onEditHeaders: (h) => setHeaders(h),
+          inputValueDeprecation: true,
+          isHeadersEditorEnabled: true,
+          shouldPersistHeaders: true,
+        });
+      }
+
+      ReactDOM.createRoot(document.getElementById("graphiql")).render(React.createElement(GraphiQLWithExplorer));
+    </script>
+  </body>
+</html>
+"""
+
+
+def _tag(asset: Asset, local: bool) -> str:
+    """A <link>/<script> for one bundle; the CDN copy needs ``crossorigin`` for its integrity check."""
+    url = escape(asset.local_url if local else asset.cdn_url)
+    attrs = f'integrity="{escape(asset.integrity)}"' + ("" if local else " crossorigin")
+    if asset.kind == "style":
+        return f'    <link rel="stylesheet" href="{url}" {attrs} />'
+    return f'    <script src="{url}" {attrs}></script>'
+
+
+def _script_literal(value: str) -> str:
+    """A JS string literal safe inside <script> (no ``</script>``, no ``<!--``)."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def graphiql_html(demo: bool, assets_dir: Path | None = None) -> str:
+    """The page; in demo mode no token is needed, otherwise the headers editor shows where it goes.
+
+    Local bundles are used when all of them are built and intact (checked on each call, cheaply:
+    hashes are cached per file size and mtime), so building them while the gateway runs takes effect."""
+    local = graphiql_assets.local_assets_available(assets_dir)
+    return _render(demo, local)
+
+
+@lru_cache(maxsize=4)
+def _render(demo: bool, local: bool) -> str:
     headers = {} if demo else {"Authorization": "Bearer YOUR_API_TOKEN"}
-    example = EXAMPLE_QUERY.replace("\\", "\\\\").replace("`", "\\`").replace("${", "\\${")
-    html, n = re.subn(r"const EXAMPLE_QUERY = `.*?`;", lambda _: f"const EXAMPLE_QUERY = `{example}`;", html,
-                      count=1, flags=re.S)
-    html = html.replace("<title>Strawberry GraphiQL</title>", "<title>leads-gateway · GraphiQL</title>")
-    html = html.replace("React.useState(parameters.headers)",
-                        f"React.useState(parameters.headers || {json.dumps(json.dumps(headers, indent=2))})")
-    if n != 1:
-        raise RuntimeError("strawberry's GraphiQL template changed; update gateway/graphiql.py")
-    return html
+    styles = [_tag(a, local) for a in ASSETS if a.kind == "style"]
+    react = [_tag(a, local) for a in ASSETS if a.kind == "script" and a.package.startswith("react")]
+    rest = [_tag(a, local) for a in ASSETS if a.kind == "script" and not a.package.startswith("react")]
+    return (_TEMPLATE.replace("__HEAD__", "\n".join(styles + react))
+            .replace("__BODY__", "\n".join(rest))
+            .replace("__EXAMPLE_QUERY__", _script_literal(EXAMPLE_QUERY))
+            .replace("__DEFAULT_HEADERS__", _script_literal(json.dumps(headers, indent=2))))
