@@ -11,6 +11,14 @@ from gateway.errors import BadUserInput
 _RAW = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):(-?\d{1,18})$")
 
 
+GRAPHQL_INT = range(-(2**31), 2**31)
+
+
+def fits_graphql_int(value: object) -> bool:
+    """Ids outside GraphQL's 32-bit ``Int`` name no object the upstream can give us."""
+    return isinstance(value, int) and not isinstance(value, bool) and value in GRAPHQL_INT
+
+
 def to_global_id(type_name: str, database_id: int) -> str:
     return base64.urlsafe_b64encode(f"{type_name}:{database_id}".encode()).decode().rstrip("=")
 

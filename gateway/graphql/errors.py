@@ -19,6 +19,10 @@ _BAD_VALUE_PREFIXES = ("Variable '$", "Argument '", "Expected value of type", "E
                        "String cannot", "Boolean cannot", "ID cannot", "Enum '", "Field '")
 
 
+# Messages that start like a value problem but are about the document ("Variable '$v' is never used.").
+_DOCUMENT_PROBLEMS = ("is never used.", "is not defined.", "is not defined by operation", "cannot be non-input type")
+
+
 def format_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if isinstance(original, GatewayError):
@@ -29,7 +33,8 @@ def format_error(error: GraphQLError) -> GraphQLError:
             return error  # already carries its code (the request limits: QUERY_TOO_COMPLEX)
         if error.message.startswith("Syntax Error"):
             code = "GRAPHQL_PARSE_FAILED"
-        elif original is not None or error.message.startswith(_BAD_VALUE_PREFIXES):
+        elif original is not None or (error.message.startswith(_BAD_VALUE_PREFIXES)
+                                      and not error.message.endswith(_DOCUMENT_PROBLEMS)):
             code = "BAD_USER_INPUT"
         else:
             code = "GRAPHQL_VALIDATION_FAILED"

@@ -10,7 +10,7 @@ from gateway.errors import BadUserInput
 from gateway.filters import ALL_LEADS, LeadQuery
 from gateway.graphql.context import GatewayContext
 from gateway.graphql.types import Campaign, Lead, LeadConnection, LeadFilter, Node
-from gateway.ids import from_global_id
+from gateway.ids import fits_graphql_int, from_global_id
 from gateway.pagination import resolve_window
 
 
@@ -48,6 +48,8 @@ async def resolve_campaign(info: strawberry.Info, database_id: int) -> Campaign:
 
 async def resolve_node(info: strawberry.Info, global_id: str) -> Node | None:
     type_name, database_id = from_global_id(global_id)
+    if not fits_graphql_int(database_id):
+        return None
     if type_name == "Lead":
         return await resolve_lead(info, database_id)
     if type_name == "Campaign":
@@ -59,6 +61,10 @@ async def resolve_entity(info: strawberry.Info, type_name: str, global_id: str |
                          database_id: int | None) -> Lead | Campaign | None:
     """A federation representation by ``id`` or ``databaseId``. Anything that names no object of this
     type for this caller (unknown, malformed, another type's id) is null for that entry only."""
+    if not isinstance(global_id, str):
+        global_id = None
+    if not fits_graphql_int(database_id):
+        database_id = None
     if database_id is None and global_id is not None:
         try:
             kind, database_id = from_global_id(global_id)
@@ -66,7 +72,7 @@ async def resolve_entity(info: strawberry.Info, type_name: str, global_id: str |
             return None
         if kind != type_name:
             return None
-    if database_id is None:
+    if not fits_graphql_int(database_id):
         return None
     if type_name == "Lead":
         return await resolve_lead(info, database_id)

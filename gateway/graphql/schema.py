@@ -6,7 +6,9 @@ import logging
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.federation.schema import FederationAny
 from strawberry.printer import print_schema
+from strawberry.types import Info
 from strawberry.types import ExecutionContext
 
 from gateway import request_scope
@@ -19,9 +21,21 @@ from gateway.graphql.scalars import SCALAR_OVERRIDES
 from gateway.graphql.types import Campaign, Lead
 
 log = logging.getLogger("gateway.errors")
+ENTITY_TYPES = ("Lead", "Campaign")
 
 
 class GatewaySchema(strawberry.federation.Schema):
+    def entities_resolver(self, info: Info, representations: list[FederationAny]) -> list[FederationAny]:
+        # A representation this subgraph cannot own (not an object, no or another __typename) resolves to
+        # null for that entry, like an unknown id, instead of failing the whole batch.
+        picked = [(i, r) for i, r in enumerate(representations)
+                  if isinstance(r, dict) and r.get("__typename") in ENTITY_TYPES]
+        resolved = super().entities_resolver(info, [r for _, r in picked])
+        results: list = [None] * len(representations)
+        for (i, _), value in zip(picked, resolved, strict=True):
+            results[i] = value
+        return results
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # Client mistakes and upstream failures are answers, not incidents: only log the unexpected,
         # with the full traceback (the client sees a masked INTERNAL_SERVER_ERROR).
