@@ -8,8 +8,8 @@ messages, ``LengthAwarePaginator::toArray()`` with ``withQueryString()`` and ``U
 links, an unescaped SQL ``LIKE`` for the phone filter, and ``json_encode``'s escaped slashes
 and ``\\uXXXX`` escapes.
 
-Failure injection (``DemoOptions.fault`` or a ``fault-<kind>`` token) lets callers test how
-the gateway copes with the upstream's bad days.
+Failure injection (``DemoOptions.fault``, ``DemoOptions.fault_mix`` or a ``fault-<kind>`` token)
+lets callers test how the gateway copes with the upstream's bad days.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import asyncio
 import collections
 import functools
 import json
+import math
 import os
 import random
 import re
@@ -54,21 +55,99 @@ _TRIM_CHARS = " \t\n\r\v\f\x00\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005
 _JSON_HEADERS = {"cache-control": "no-cache, private"}
 
 
+FaultMix = tuple[tuple[str, float], ...]
+
+
 @dataclass
 class DemoOptions:
-    """Runtime knobs of the demo upstream; mutable on purpose so tests can flip them on a running server."""
+    """Runtime knobs of the demo upstream; mutable on purpose so tests can flip them on a running server.
+
+    Which fault a request gets, first match wins: a ``fault-<kind>`` token, a ``flaky-`` token,
+    ``fault`` (with ``fault_rate``), then ``fault_mix``. So when ``fault`` is set, ``fault_mix`` is
+    ignored. Both rate draws use one seeded RNG (``random.Random(0)``, restarted by ``reset_calls``),
+    one draw per request, so a run with the same requests in the same order gets the same faults.
+    """
 
     latency: float = 0.0  # seconds added to every response
     fault: str | None = None  # one of FAULTS
     fault_rate: float = 1.0  # fraction of requests that get ``fault``
     retry_after: int = 1  # Retry-After seconds of a 429
     slow_seconds: float = 30.0  # how long a "slow" response stalls
+    # Several faults, each with its own probability, e.g. (("503", 0.10), ("slow", 0.02)): one draw x in
+    # [0, 1) per request; the first fault whose cumulative rate exceeds x is injected. Rates sum to <= 1.
+    fault_mix: FaultMix = ()
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
             raise ValueError(f"unknown demo fault {self.fault!r}; expected one of {', '.join(FAULTS)}")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ValueError(f"fault_rate must be between 0 and 1, got {self.fault_rate!r}")
+        try:
+            self.fault_mix = validate_fault_mix(self.fault_mix)
+        except ValueError as exc:
+            raise ValueError(f"fault_mix: {exc}") from None
+
+
+def _check_rate(kind: str, rate, shown: str | None = None) -> float:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) \
+            or not 0.0 <= rate <= 1.0:
+        raise ValueError(f"the rate of fault {kind!r} must be a number between 0 and 1, "
+                         f"got {shown if shown is not None else repr(rate)}")
+    return float(rate)
+
+
+def validate_fault_mix(mix) -> FaultMix:
+    """``mix`` as a tuple of ``(fault, rate)`` pairs, or ValueError saying what is wrong with it:
+    an unknown fault, a fault given twice, a rate outside [0, 1], or rates summing to more than 1."""
+    if isinstance(mix, (str, bytes)):
+        raise ValueError(f"expected (fault, rate) pairs, not a string (parse_fault_mix reads {mix!r})")
+    try:
+        items = list(mix)
+    except TypeError:
+        raise ValueError(f"expected a sequence of (fault, rate) pairs, got {mix!r}") from None
+    pairs: list[tuple[str, float]] = []
+    for item in items:
+        try:
+            kind, rate = item
+        except (TypeError, ValueError):
+            raise ValueError(f"expected (fault, rate) pairs, got {item!r}") from None
+        if kind not in FAULTS:
+            raise ValueError(f"unknown demo fault {kind!r}; expected one of {', '.join(FAULTS)}")
+        if any(kind == seen for seen, _ in pairs):
+            raise ValueError(f"fault {kind!r} is given more than once")
+        pairs.append((kind, _check_rate(kind, rate)))
+    total = math.fsum(rate for _, rate in pairs)
+    if total > 1.0 + 1e-9:
+        raise ValueError(f"the rates must sum to at most 1, got {total:g} ({format_fault_mix(tuple(pairs))})")
+    return tuple(pairs)
+
+
+def parse_fault_mix(text: str) -> FaultMix:
+    """``"503:0.10,slow:0.02,malformed:0.01"`` -> ``(("503", 0.1), ("slow", 0.02), ("malformed", 0.01))``.
+
+    Blanks around parts are ignored; the empty string is no mix. Raises ValueError naming the bad part.
+    """
+    if not text.strip():
+        return ()
+    pairs: list[tuple[str, float]] = []
+    for part in text.split(","):
+        kind, colon, rate_text = (piece.strip() for piece in part.strip().partition(":"))
+        if not colon or not kind or not rate_text:
+            raise ValueError(f"expected <fault>:<rate> pairs separated by commas (e.g. 503:0.10,slow:0.02), "
+                             f"got {part.strip()!r}")
+        try:
+            rate = float(rate_text)
+        except ValueError:
+            rate = math.nan
+        if kind in FAULTS:
+            _check_rate(kind, rate, repr(rate_text))
+        pairs.append((kind, rate))
+    return validate_fault_mix(pairs)
+
+
+def format_fault_mix(mix: FaultMix) -> str:
+    """The inverse of ``parse_fault_mix``."""
+    return ",".join(f"{kind}:{rate:g}" for kind, rate in mix)
 
 
 @dataclass
@@ -391,6 +470,16 @@ def _fault_response(kind: str, options: DemoOptions) -> Response:
 
 # ---------------------------------------------------------------------------- the app
 
+def _draw_from_mix(x: float, mix: FaultMix) -> str | None:
+    """The fault whose slice of [0, 1) holds ``x`` (slices laid end to end in mix order), or None."""
+    cumulative = 0.0
+    for kind, rate in mix:
+        cumulative += rate
+        if x < cumulative:
+            return kind
+    return None
+
+
 def _respond(request: Request, token: str | None, raw: dict[str, str]) -> tuple[Response, float]:
     """The response and the extra stall (for "slow"), in Laravel's order: auth, throttling/faults, policy, validation."""
     state = request.app.state
@@ -412,6 +501,12 @@ def _respond(request: Request, token: str | None, raw: dict[str, str]) -> tuple[
             raise ValueError(f"unknown demo fault {options.fault!r}")
         if state.fault_rng.random() < options.fault_rate:
             kind = options.fault
+    elif options.fault_mix:
+        kind = _draw_from_mix(state.fault_rng.random(), options.fault_mix)
+        if kind is not None and kind not in FAULTS:  # set on a running server without validation
+            raise ValueError(f"unknown demo fault {kind!r} in fault_mix")
+    if kind is not None:
+        state.fault_counts[kind] += 1
     if kind not in (None, "slow", "malformed"):
         return _fault_response(kind, options), 0.0
 
@@ -470,10 +565,17 @@ async def _call_count(request: Request) -> Response:
     return Response(json.dumps({"calls": request.app.state.call_count}), media_type="application/json")
 
 
+async def _fault_counts(request: Request) -> Response:
+    """How many faults of each kind this demo upstream has injected, all sources together (soak tests read it)."""
+    return Response(json.dumps({"faults": dict(sorted(request.app.state.fault_counts.items()))}),
+                    media_type="application/json")
+
+
 def reset_calls(app: Starlette) -> None:
     """Forget recorded calls and restart the fault draw sequence (so fault_rate runs are reproducible)."""
     app.state.calls.clear()
     app.state.call_count = 0
+    app.state.fault_counts = collections.Counter()
     app.state.fault_rng = random.Random(0)
     app.state.flaky_counts = {}
 
@@ -489,11 +591,13 @@ def create_demo_app(options: DemoOptions | None = None) -> Starlette:
         Route("/api/user/leads", _leads, methods=["GET"]),
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/_demo/calls", _call_count, methods=["GET"]),
+        Route("/_demo/faults", _fault_counts, methods=["GET"]),
     ])
     app.state.options = options if options is not None else DemoOptions()
     # The most recent calls for tests (bounded: benchmarks send millions), and a count of all of them.
     app.state.calls = collections.deque(maxlen=100_000)
     app.state.call_count = 0
+    app.state.fault_counts = collections.Counter()
     app.state.fault_rng = random.Random(0)
     app.state.flaky_counts = {}
     app.state.reset = lambda: reset_calls(app)
@@ -515,8 +619,8 @@ def _env_float(name: str, minimum: float, maximum: float | None = None) -> float
 
 
 def main_options_from_env() -> DemoOptions:
-    """Options from ``DEMO_LATENCY_MS``, ``DEMO_FAULT``, ``DEMO_FAULT_RATE``, ``DEMO_RETRY_AFTER``,
-    ``DEMO_SLOW_SECONDS`` (all optional), for ``leads-gateway demo-upstream``."""
+    """Options from ``DEMO_LATENCY_MS``, ``DEMO_FAULT``, ``DEMO_FAULT_RATE``, ``DEMO_FAULT_MIX``,
+    ``DEMO_RETRY_AFTER``, ``DEMO_SLOW_SECONDS`` (all optional), for ``leads-gateway demo-upstream``."""
     options = DemoOptions()
     latency_ms = _env_float("DEMO_LATENCY_MS", 0.0)
     if latency_ms is not None:
@@ -529,6 +633,12 @@ def main_options_from_env() -> DemoOptions:
     rate = _env_float("DEMO_FAULT_RATE", 0.0, 1.0)
     if rate is not None:
         options.fault_rate = rate
+    mix = os.environ.get("DEMO_FAULT_MIX", "")
+    if mix.strip():
+        try:
+            options.fault_mix = parse_fault_mix(mix)
+        except ValueError as exc:
+            raise ValueError(f"DEMO_FAULT_MIX: {exc}") from None
     retry_after = os.environ.get("DEMO_RETRY_AFTER", "").strip()
     if retry_after:
         if not re.fullmatch(r"[0-9]+", retry_after):
