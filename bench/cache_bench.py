@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
+
+from bench.common import free_port, wait_up
 
 QUERY = ("query { leads(first: 15) { totalCount pageInfo { hasNextPage endCursor } "
          "nodes { id databaseId customerName phoneNumber status createdAt campaign { name } "
@@ -56,25 +57,6 @@ class Result:
     @property
     def upstream_per_request(self) -> float:
         return self.upstream_calls / self.count
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_up(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not come up")
-        time.sleep(0.1)
 
 
 @contextmanager

@@ -40,7 +40,6 @@ import os
 import platform
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,8 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from bench.common import free_port, wait_up
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REPORT = ROOT / "docs" / "SOAK.md"
@@ -351,31 +352,12 @@ async def send(client: httpx.AsyncClient, url: str, request: Request, stats: Sta
 
 # ------------------------------------------------------------------------------------------ processes
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _die_with_parent() -> None:
     """In the child, before exec: get SIGTERM when the soak process dies, however it dies (Linux)."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
-
-
-def wait_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not come up:\n{tail(log)}")
-        time.sleep(0.1)
 
 
 def tail(path: Path, lines: int = 20) -> str:
@@ -435,8 +417,8 @@ def servers(args, workdir: Path):
                 env=gw_env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent))
         running = Servers(procs[0], procs[1], up_port, gw_port, up_log, gw_log)
-        wait_up(f"{running.upstream_url}/healthz", running.upstream, up_log)
-        wait_up(f"{running.gateway_url}/readyz", running.gateway, gw_log)
+        wait_up(f"{running.upstream_url}/healthz", running.upstream, describe=lambda: tail(up_log))
+        wait_up(f"{running.gateway_url}/readyz", running.gateway, describe=lambda: tail(gw_log))
         yield running
     finally:
         for proc in reversed(procs):

@@ -6,7 +6,7 @@ import base64
 from datetime import date
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.config import DEFAULT_UPSTREAM_URL, ConfigError, Settings
