@@ -61,8 +61,9 @@ class GatewayCollector:
             yield g
 
         for name, doc, value in (
-            ("leads_gateway_cache_hits", "Pages served fresh from the cache.", s.cache_hits),
+            ("leads_gateway_cache_hits", "Pages (or whole answers) served fresh from the cache.", s.cache_hits),
             ("leads_gateway_cache_misses", "Pages not in the cache (or bypassed).", s.cache_misses),
+            ("leads_gateway_result_cache_hits", "Answers served whole from the result cache.", s.result_cache_hits),
         ):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], value)

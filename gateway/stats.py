@@ -37,6 +37,7 @@ class Stats:
     upstream_queued: int = 0  # waiting for a free upstream slot (GATEWAY_UPSTREAM_CONCURRENCY)
     cache_hits: int = 0
     cache_misses: int = 0
+    result_cache_hits: int = 0  # whole answers served from the result cache (no execution)
     stale_served: Counter = field(default_factory=Counter)  # by reason: "revalidating", "upstream-error"
     coalesced_waiters: Counter = field(default_factory=Counter)  # by scope: "process", "instances"
     graphql_requests: Counter = field(default_factory=Counter)  # by (operation name, outcome)

@@ -23,6 +23,14 @@ Status codes (GraphQL over HTTP, "Status Codes"):
 A batch (a JSON array of request objects) answers a JSON array, one result per operation, each
 limited and executed on its own (own context, own DataLoaders and warnings), concurrently; it is
 200 once its items are well-formed, each item carrying its own errors.
+
+Result cache (``result_cache.py``): a single GET or POST operation is looked up, by caller and exact
+request, once the request is parsed and its method, media types, body size and document size are checked,
+and before anything is parsed, validated or executed (an entry comes from an identical request that passed
+every limit). ``Cache-Control: no-cache`` skips the lookup; the fresh answer may still be stored. Stored:
+200, executed, no ``errors``, no ``extensions.warnings``, and only answers built entirely from pages fetched
+during that request (no fresh-page hit, no stale page, no lead remembered from an earlier page), so an
+answer is never served later than its oldest page's TTL. Batches are neither looked up nor stored.
 """
 
 from __future__ import annotations
@@ -40,10 +48,11 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from gateway import request_scope
 from gateway.config import Settings
 from gateway.graphiql import graphiql_html
-from gateway.graphql.context import GatewayContext, bearer_token
-from gateway.graphql.limits import Limits, check_document
+from gateway.graphql.context import GatewayContext, bearer_token, wants_fresh
+from gateway.graphql.limits import Limits, check_document, document_bytes
 from gateway.graphql.protocol import (
     JSON,
     GRAPHQL_RESPONSE_JSON,
@@ -58,6 +67,7 @@ from gateway.graphql.protocol import (
     read_body,
     wants_html,
 )
+from gateway.graphql.result_cache import ResultCache, result_key
 from gateway.graphql.schema import build_schema
 
 log = logging.getLogger("gateway.http")
@@ -73,10 +83,11 @@ class GatewayGraphQL(GraphQL):
         super().__init__(build_schema(settings), graphql_ide="graphiql" if settings.graphiql else None)
         self.settings = settings
         self.limits = Limits.from_settings(settings)
+        self.results = ResultCache(max_bytes=settings.result_cache_bytes, ttl=settings.cache_ttl)
 
     async def get_context(self, request: Request, response: Response) -> GatewayContext:  # type: ignore[override]
         state = request.app.state
-        return GatewayContext(request=request, settings=self.settings, api=state.api, cache=state.cache,
+        return GatewayContext(request=request, settings=self.settings, api=state.api, cache=_ReuseTracker(state.cache),
                               token=bearer_token(request, self.settings.demo_token))
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:  # type: ignore[override]
@@ -118,8 +129,7 @@ class GatewayGraphQL(GraphQL):
                             f"`{GRAPHQL_RESPONSE_JSON}` or `{JSON}`.")
         if is_get:
             params = params_from_query_string(request.query_params)
-            status, body = await self.run_one(request, params, allowed={OperationType.QUERY})
-            return self.json_response(body, self.status_for(status, media), media)
+            return await self.run_single(request, params, {OperationType.QUERY}, media)
 
         check_content_type(request.headers.get("content-type"))
         data = decode_json(await read_body(request, self.settings.max_body_bytes))
@@ -128,8 +138,48 @@ class GatewayGraphQL(GraphQL):
             batch = self.batch_params(data)
             outcomes = await asyncio.gather(*(self.run_one(request, p, allowed) for p in batch))
             return self.json_response([body for _, body in outcomes], 200, media)
-        status, body = await self.run_one(request, params_from_object(data), allowed)
-        return self.json_response(body, self.status_for(status, media), media)
+        return await self.run_single(request, params_from_object(data), allowed, media)
+
+    # --- result cache ----------------------------------------------------------------------------
+
+    async def run_single(self, request: Request, params: Params, allowed: set[OperationType], media: str) -> Response:
+        """One (not batched) operation, answered from the result cache when it can be."""
+        key = self.result_key(request, params, media)
+        if key is None:
+            status, body = await self.run_one(request, params, allowed)
+            return self.json_response(body, self.status_for(status, media), media)
+        if not wants_fresh(request) and (hit := self.results.get(key)) is not None:
+            stats = request.app.state.stats
+            stats.result_cache_hits += 1
+            stats.cache_hits += 1  # a hit like a page's (logs and the hit ratio agree); result_cache_hits tells which
+            if (scope := request_scope.current()) is not None:
+                scope.executed = True  # answered as an operation: counted, timed and logged like one
+                scope.operation = hit.operation
+                scope.cache_hits += 1
+            return Response(hit.body, status_code=hit.status, media_type=hit.content_type)
+        scope = request_scope.current()
+        hits_before = scope.cache_hits if scope is not None else 0
+        started = self.results.clock()
+        contexts: list[GatewayContext] = []
+        status, body = await self.run_one(request, params, allowed, contexts)
+        code = self.status_for(status, media)
+        response = self.json_response(body, code, media)
+        reused = (scope is None or scope.cache_hits != hits_before
+                  or any(isinstance(c.cache, _ReuseTracker) and c.cache.reused for c in contexts))
+        if (code == 200 and status == EXECUTED and not reused and "errors" not in body
+                and not (body.get("extensions") or {}).get("warnings")):
+            self.results.put(key, response.body, code, response.headers["content-type"], scope.operation, started)
+        return response
+
+    def result_key(self, request: Request, params: Params, media: str) -> str | None:
+        """The result-cache key of this request; None when it cannot be cached (cache off, no token, too big)."""
+        if not self.results.enabled or document_bytes(params.query) > self.limits.max_document_bytes:
+            return None
+        token = bearer_token(request, self.settings.demo_token)
+        if token is None:  # an UNAUTHENTICATED answer: never stored, so never looked up
+            return None
+        caller = request.app.state.cache.caller(token)
+        return result_key(caller, params.query, params.variables, params.operation_name, params.extensions, media)
 
     def batch_params(self, data: list) -> list[Params]:
         limit = self.settings.max_batch
@@ -143,12 +193,15 @@ class GatewayGraphQL(GraphQL):
                             limitName="batch", limit=limit, measured=len(data))
         return [params_from_object(item, batchIndex=i) for i, item in enumerate(data)]
 
-    async def run_one(self, request: Request, params: Params, allowed: set[OperationType]) -> tuple[str, dict]:
-        """Execute one operation: (outcome, response body)."""
+    async def run_one(self, request: Request, params: Params, allowed: set[OperationType],
+                      contexts: list[GatewayContext] | None = None) -> tuple[str, dict]:
+        """Execute one operation: (outcome, response body). ``contexts`` receives the context it ran with."""
         errors = check_document(params.query, self.limits)
         if errors:
             return REQUEST_ERROR, {"errors": [e.formatted for e in errors]}
         context = await self.get_context(request, Response())
+        if contexts is not None:
+            contexts.append(context)
         try:
             result = await self.schema.execute(params.query, variable_values=params.variables, context_value=context,
                                                operation_name=params.operation_name, allowed_operation_types=allowed,
@@ -186,6 +239,32 @@ class GatewayGraphQL(GraphQL):
     def json_response(self, body: object, status: int, media: str, headers: dict[str, str] | None = None) -> Response:
         return Response(json.dumps(body, separators=(",", ":")), status_code=status, headers=headers,
                         media_type=f"{media}; charset=utf-8")
+
+
+class _ReuseTracker:
+    """The page cache as one operation sees it, noting whether it served anything not fetched just now
+    (a stale page, or leads remembered from an earlier page); fresh-page hits show in ``scope.cache_hits``."""
+
+    __slots__ = ("_cache", "reused")
+
+    def __init__(self, cache) -> None:
+        self._cache = cache
+        self.reused = False
+
+    def __getattr__(self, name: str):
+        return getattr(self._cache, name)
+
+    def seen_leads(self, caller, ids):
+        found = self._cache.seen_leads(caller, ids)
+        if found:
+            self.reused = True
+        return found
+
+    async def get_or_fetch(self, *args, **kwargs):
+        served = await self._cache.get_or_fetch(*args, **kwargs)
+        if served.stale is not None:
+            self.reused = True
+        return served
 
 
 def _outcome(result) -> str:
