@@ -8,7 +8,6 @@ pinned here, with expected results computed independently by brute force over th
 from __future__ import annotations
 
 import json
-import socket
 import time
 from datetime import date
 
@@ -33,12 +32,6 @@ def app():
 @pytest.fixture(scope="module")
 def server(app):
     running = start_in_thread(app)
-    # start_in_thread binds a socket with proto=0, so asyncio's automatic TCP_NODELAY on accepted
-    # connections is skipped and every response pays ~40 ms of Nagle/delayed-ACK. Accepted sockets
-    # inherit the option from the listener on Linux; harmless once serving.py sets it itself.
-    for listener in running.server.servers:
-        for sock in listener.sockets:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     yield running
     running.stop()
 
