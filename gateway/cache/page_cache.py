@@ -101,6 +101,9 @@ class PageCache:
                 self._seen.popitem(last=False)
         else:
             self._seen.move_to_end(caller)
+            last = page.items[-1] if page.items else None
+            if last is not None and seen.get(last.id) == (last, fetched_at):
+                return  # this very page was remembered already (a repeat hit): skip the per-lead work
         for lead in page.items:
             seen[lead.id] = (lead, fetched_at)
             seen.move_to_end(lead.id)
