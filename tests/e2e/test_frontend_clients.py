@@ -75,7 +75,11 @@ def frontend_gateway(make_gateway):
 
 @pytest.fixture(scope="module")
 def tenant() -> str:
-    return f"tenant-{uuid.uuid4().hex[:8]}"
+    """A fresh demo tenant with enough SCHEDULED leads for two backward pages of 10 (most have, not all)."""
+    while True:
+        candidate = f"tenant-{uuid.uuid4().hex[:8]}"
+        if len(with_status(dataset_for_token(candidate), "SCHEDULED")) > 20:
+            return candidate
 
 
 # ---------------------------------------------------------------------------------------------------
