@@ -26,6 +26,7 @@ class Settings:
     cache_stale_if_error: float = 300.0  # serve a page this long past its TTL when the upstream fails
     cache_max_leads: int = 20_000  # bound of the in-process cache, in leads held (oldest pages evicted)
     result_cache_bytes: int = 16 * 1024 * 1024  # in-process cache of whole answers, in bytes; 0: off
+    document_cache_bytes: int = 1024 * 1024  # parsed and validated documents, bytes of their text; 0: off
     max_page_size: int = 100
     upstream_timeout: float = 10.0
     # How many upstream pages of 100 a by-id lookup may scan (no single-lead endpoint upstream).
@@ -66,6 +67,8 @@ class Settings:
             cache_max_leads=int(_number(env, "GATEWAY_CACHE_MAX_LEADS", 20_000, minimum=100, integer=True)),
             result_cache_bytes=int(_number(env, "GATEWAY_RESULT_CACHE_BYTES", 16 * 1024 * 1024, minimum=0,
                                            integer=True)),
+            document_cache_bytes=int(_number(env, "GATEWAY_DOCUMENT_CACHE_BYTES", 1024 * 1024, minimum=0,
+                                             integer=True)),
             max_page_size=int(_number(env, "GATEWAY_MAX_PAGE_SIZE", 100, minimum=1, integer=True)),
             upstream_timeout=_number(env, "GATEWAY_UPSTREAM_TIMEOUT", 10.0, minimum=0.001),
             lookup_max_pages=int(_number(env, "GATEWAY_LOOKUP_MAX_PAGES", 10, minimum=1, integer=True)),

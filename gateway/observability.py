@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from gateway import request_scope
 from gateway.request_scope import RequestScope
@@ -28,7 +28,7 @@ class RequestMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _SANE_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if incoming and _SANE_ID.match(incoming) else secrets.token_hex(16)
         rs = RequestScope(request_id=request_id, deadline=time.monotonic() + self.request_timeout)
         token = request_scope.enter(rs)
         started = time.perf_counter()

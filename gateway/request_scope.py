@@ -21,6 +21,13 @@ class RequestScope:
     upstream_calls: int = 0
     cache_hits: int = 0
     error_codes: list[str] = field(default_factory=list)
+    # When the oldest page (or remembered lead) this request's answer was built from was fetched (epoch
+    # seconds); None: no upstream data. An answer is only as fresh as its oldest page (the result cache).
+    data_fetched_at: float | None = None
+
+    def note_data(self, fetched_at: float) -> None:
+        if self.data_fetched_at is None or fetched_at < self.data_fetched_at:
+            self.data_fetched_at = fetched_at
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()

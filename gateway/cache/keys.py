@@ -16,6 +16,7 @@ from gateway.filters import LeadQuery
 from gateway.pagination import PageRef
 
 PREFIX = "lg1"
+CALLERS_REMEMBERED = 10_000
 LEADS_PATH = "/user/leads"
 
 
@@ -23,9 +24,16 @@ class KeyMaker:
     def __init__(self, secret: str | None) -> None:
         # Unset: random per process. Correct, but entries are then private to this process.
         self._secret = (secret or secrets.token_hex(32)).encode()
+        self._callers: dict[str, str] = {}  # token -> caller: one HMAC per token, not per request
 
     def caller(self, token: str) -> str:
-        return hmac.new(self._secret, token.encode(), hashlib.sha256).hexdigest()[:32]
+        caller = self._callers.get(token)
+        if caller is None:
+            caller = hmac.new(self._secret, token.encode(), hashlib.sha256).hexdigest()[:32]
+            if len(self._callers) >= CALLERS_REMEMBERED:
+                self._callers.clear()  # bounded; a full recompute is cheap and rare
+            self._callers[token] = caller
+        return caller
 
     @staticmethod
     def group(caller: str, query: LeadQuery) -> str:

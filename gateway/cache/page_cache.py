@@ -40,6 +40,12 @@ SEEN_CALLERS = 1_000  # callers whose recently seen leads are remembered (least 
 SEEN_PER_CALLER = 5_000  # leads remembered per caller (oldest dropped)
 
 
+def _note_data(fetched_at: float) -> None:
+    """Tell the current request how old the data it is given is (the result cache's freshness bound)."""
+    if (scope := request_scope.current()) is not None:
+        scope.note_data(fetched_at)
+
+
 @dataclass(frozen=True, slots=True)
 class Served:
     """A page and, when it is not fresh, why it was served anyway."""
@@ -62,7 +68,7 @@ class PageCache:
         # Always shorter than the upstream timeout, so a crashed holder never stalls others for a whole call.
         self.lease_seconds = min(MAX_LEASE_SECONDS, wait_limit / 2)
         self.stats = stats or Stats()
-        self._flight: SingleFlight[LeadPage] = SingleFlight()
+        self._flight: SingleFlight[Entry] = SingleFlight()
         self._background: set[asyncio.Task] = set()
         # caller -> lead id -> (record, fetched_at): leads of pages served to that caller, in this process,
         # so lookups by id (node, lead, federation entities) find them without scanning the list again.
@@ -81,6 +87,8 @@ class PageCache:
         if self.ttl <= 0:
             return []
         entries = await self.store.group(self.keys.group(caller, query), time.time() - self.ttl)
+        if entries:  # the planner may build the answer from any of them
+            _note_data(min(e.fetched_at for e in entries))
         return [e.page for e in sorted(entries, key=lambda e: -e.fetched_at)]  # newest first
 
     def seen_leads(self, caller: str, ids: Iterable[int]) -> dict[int, LeadRecord]:
@@ -89,7 +97,10 @@ class PageCache:
         if not seen or self.ttl <= 0:
             return {}
         fresh_after = time.time() - self.ttl
-        return {i: hit[0] for i in ids if (hit := seen.get(i)) is not None and hit[1] >= fresh_after}
+        hits = {i: hit for i in ids if (hit := seen.get(i)) is not None and hit[1] >= fresh_after}
+        if hits:
+            _note_data(min(fetched_at for _, fetched_at in hits.values()))
+        return {i: record for i, (record, _) in hits.items()}
 
     def _remember(self, caller: str, page: LeadPage, fetched_at: float) -> None:
         if self.ttl <= 0:
@@ -129,10 +140,12 @@ class PageCache:
                 if (scope := request_scope.current()) is not None:
                     scope.cache_hits += 1
                 self._remember(caller, entry.page, entry.fetched_at)
+                _note_data(entry.fetched_at)
                 return Served(entry.page)
             if age < self.ttl + self.swr:
                 self.stats.stale_served["revalidating"] += 1
                 self._revalidate(key, group, fetch)
+                _note_data(entry.fetched_at)
                 return Served(entry.page, stale="revalidating", age=age)
         self.stats.cache_misses += 1
         since = started if bypass or self.ttl <= 0 else started - self.ttl
@@ -140,15 +153,17 @@ class PageCache:
         if joined:
             self.stats.coalesced_waiters["process"] += 1
         try:
-            page = await asyncio.shield(task)
+            fetched = await asyncio.shield(task)
         except _STALE_IF as exc:
             if entry is not None and started - entry.fetched_at < self.ttl + self.stale_if_error:
                 self.stats.stale_served["upstream-error"] += 1
+                _note_data(entry.fetched_at)
                 return Served(entry.page, stale="upstream-error", age=started - entry.fetched_at,
                               error_code=exc.code)
             raise
-        self._remember(caller, page, time.time())
-        return Served(page)
+        self._remember(caller, fetched.page, fetched.fetched_at)
+        _note_data(fetched.fetched_at)
+        return Served(fetched.page)
 
     def _revalidate(self, key: str, group: str, fetch: Fetch) -> None:
         """One background refresh per key (coalesced with any foreground call for the same key)."""
@@ -158,7 +173,7 @@ class PageCache:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _fetch_shared(self, key: str, group: str, fetch: Fetch, since: float) -> LeadPage:
+    async def _fetch_shared(self, key: str, group: str, fetch: Fetch, since: float) -> Entry:
         if not self.store.shared:
             return await self._fetch_and_put(key, group, fetch)
         owner = secrets.token_hex(8)
@@ -170,15 +185,15 @@ class PageCache:
             if not counted:
                 self.stats.coalesced_waiters["instances"] += 1
                 counted = True
-            page = await self._wait_for_holder(key, since, deadline)
-            if page is not None:
-                return page
+            entry = await self._wait_for_holder(key, since, deadline)
+            if entry is not None:
+                return entry
             if time.monotonic() >= deadline:
                 log.warning("gave up waiting for another instance's upstream call; fetching directly")
                 return await self._fetch_and_put(key, group, fetch)
             # The lease ended with neither a page nor a failure (its holder died): try to take it over.
 
-    async def _fetch_as_holder(self, key: str, group: str, fetch: Fetch, owner: str) -> LeadPage:
+    async def _fetch_as_holder(self, key: str, group: str, fetch: Fetch, owner: str) -> Entry:
         renew = asyncio.get_running_loop().create_task(self._renew(key, owner))
         try:
             return await self._fetch_and_put(key, group, fetch)
@@ -196,15 +211,15 @@ class PageCache:
                 await asyncio.sleep(self.lease_seconds / 3)
                 await self.store.renew_lease(key, owner, self.lease_seconds)
 
-    async def _fetch_and_put(self, key: str, group: str, fetch: Fetch) -> LeadPage:
-        page = await fetch()
+    async def _fetch_and_put(self, key: str, group: str, fetch: Fetch) -> Entry:
+        entry = Entry(await fetch(), time.time())
         if self.ttl > 0 or self.store.shared:
             # With caching off, a shared store still keeps the page briefly for waiters on other instances.
             keep_for = self.keep_for if self.ttl > 0 else self.lease_seconds
-            await self.store.put(key, group, Entry(page, time.time()), keep_for)
-        return page
+            await self.store.put(key, group, entry, keep_for)
+        return entry
 
-    async def _wait_for_holder(self, key: str, since: float, deadline: float) -> LeadPage | None:
+    async def _wait_for_holder(self, key: str, since: float, deadline: float) -> Entry | None:
         """Poll for another instance's result: its page, its failure (re-raised), or the lease's end."""
         waited_from = time.time()
         delay = 0.005
@@ -213,12 +228,12 @@ class PageCache:
             delay = min(delay * 2, 0.05)
             entry, failure, held = await self.store.poll(key)
             if entry is not None and entry.fetched_at >= since:
-                return entry.page
+                return entry
             if failure is not None and failure.get("at", 0) >= waited_from:
                 raise error_from_note(failure)
             if not held:
                 entry = await self.store.get(key)
-                return entry.page if entry is not None and entry.fetched_at >= since else None
+                return entry if entry is not None and entry.fetched_at >= since else None
         return None
 
     async def close(self) -> None:

@@ -329,7 +329,8 @@ class QueryLimits(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         ec = self.execution_context
-        if ec.graphql_document is not None and ec.pre_execution_errors is None:
+        # Not "is None": an empty list is a cached validation's "valid", which says nothing about limits.
+        if ec.graphql_document is not None and not ec.pre_execution_errors:
             errors = _operation_choice_errors(ec) or check_operation(
                 ec.schema._schema, ec.graphql_document, ec.operation_name, ec.variables, self.limits)
             if errors:

@@ -12,9 +12,12 @@ type the gateway can answer in), ``PAYLOAD_TOO_LARGE`` (413), ``UNSUPPORTED_MEDI
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from starlette.requests import ClientDisconnect, Request
 
@@ -79,6 +82,7 @@ def _weight(ranges: list[tuple[str, float]], media: str) -> tuple[float, bool] |
     return None if best is None else (best[1], best[0] == 2)
 
 
+@functools.lru_cache(maxsize=256)  # a pure function of a header that clients repeat verbatim
 def negotiate(accept: str | None) -> str | None:
     """The response media type for an ``Accept`` header; ``None``: nothing acceptable (406).
 
@@ -103,6 +107,7 @@ def negotiate(accept: str | None) -> str | None:
     return GRAPHQL_RESPONSE_JSON if gql_named else JSON
 
 
+@functools.lru_cache(maxsize=256)
 def wants_html(accept: str | None) -> bool:
     """A browser navigating to the endpoint (``text/html`` named explicitly, not merely ``*/*``)."""
     return any(media == "text/html" and q > 0 for media, q in _media_ranges(accept or ""))
@@ -153,11 +158,25 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def encode_json(body: Any) -> bytes:
+    """A response body as compact UTF-8 JSON: orjson (several times faster than ``json``), and ``json`` with
+    ASCII escapes for what orjson refuses (lone surrogates, integers beyond 64 bits, non-string keys)."""
+    try:
+        return orjson.dumps(body)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
 def decode_json(raw: bytes | str, what: str = "The request body") -> Any:
+    if isinstance(raw, bytes) and raw:
+        try:  # the fast parser first; what it refuses gets the exact rules below (and their messages)
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")

@@ -2,13 +2,15 @@
 
 In process only (never Redis: a result is cheap to recompute from the shared page cache, and the final
 bytes of one caller's answer are the last thing to put on a network). A bounded LRU, by total bytes
-(``GATEWAY_RESULT_CACHE_BYTES``, 0: off); an entry expires ``GATEWAY_CACHE_TTL`` after its computation
-started (TTL 0: off), so it is never older than the page cache would allow.
+(``GATEWAY_RESULT_CACHE_BYTES``, 0: off); an entry expires ``GATEWAY_CACHE_TTL`` after the oldest page it
+was built from was fetched, or after its computation started if that is earlier (TTL 0: off), so it is
+never served later than the page cache would serve its pages. The clock is the page cache's (epoch
+seconds, ``time.time``), since pages carry their fetch time in it.
 
 Key: the caller's HMAC (the page cache's ``KeyMaker``, never the token) and a SHA-256 of the exact
 document text, the canonical JSON of the variables and extensions, the operation name and the
 negotiated response media type. Only clean answers are stored (see ``view.py``): 200, executed, no
-``errors``, no ``extensions.warnings``, built only from pages fetched during that request.
+``errors``, no ``extensions.warnings``, built only from fresh pages.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 ENTRY_OVERHEAD = 200  # bytes counted per entry on top of its key and body (object headers, dict slot)
 
 
@@ -29,7 +33,7 @@ class CachedResult:
     status: int
     content_type: str
     operation: str | None  # the operation's name as execution resolved it (for logs and metrics)
-    expires: float  # time.monotonic()
+    expires: float  # clock(): epoch seconds
 
     @property
     def size(self) -> int:
@@ -39,14 +43,18 @@ class CachedResult:
 def result_key(caller: str, query: str, variables: dict[str, Any] | None, operation_name: str | None,
                extensions: dict[str, Any] | None, media: str) -> str:
     """``<caller>:<sha256>``: the caller in clear (an HMAC already), everything else hashed."""
-    canonical = json.dumps([query, variables or {}, operation_name, extensions or {}, media],
-                           sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    parts = [query, variables or {}, operation_name, extensions or {}, media]
+    try:  # orjson is several times faster; what it refuses (lone surrogates, huge integers) takes json
+        canonical = b"o" + orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError):
+        canonical = b"j" + json.dumps(parts, sort_keys=True, separators=(",", ":"),
+                                      ensure_ascii=False).encode("utf-8", "surrogatepass")
+    digest = hashlib.sha256(canonical).hexdigest()
     return f"{caller}:{digest}"
 
 
 class ResultCache:
-    def __init__(self, *, max_bytes: int, ttl: float, clock=time.monotonic) -> None:
+    def __init__(self, *, max_bytes: int, ttl: float, clock=time.time) -> None:
         self.max_bytes = max_bytes
         self.ttl = ttl
         self.clock = clock
@@ -71,11 +79,11 @@ class ResultCache:
         return entry
 
     def put(self, key: str, body: bytes, status: int, content_type: str, operation: str | None,
-            started: float) -> bool:
-        """Store an answer whose computation started at ``started`` (``clock()``); False when not kept."""
+            fresh_from: float) -> bool:
+        """Store an answer whose oldest data is from ``fresh_from`` (``clock()``); False when not kept."""
         if not self.enabled:
             return False
-        entry = CachedResult(body, status, content_type, operation, started + self.ttl)
+        entry = CachedResult(body, status, content_type, operation, fresh_from + self.ttl)
         size = entry.size + len(key)
         if size > self.max_bytes or entry.expires <= self.clock():
             return False

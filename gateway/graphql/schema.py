@@ -13,9 +13,12 @@ from strawberry.types import ExecutionContext
 
 from gateway import request_scope
 from gateway.config import Settings
+from gateway.graphql.documents import DocumentCache
 from gateway.graphql.errors import ErrorFormatter, ResponseWarnings, is_expected
 from gateway.graphql.limits import limit_extensions
 from gateway.graphql.observe import OperationRecorder
+from gateway.graphql.fast_execution import FastExecutionContext
+from gateway.graphql.lean import lean_resolvers
 from gateway.graphql.query import Query
 from gateway.graphql.scalars import SCALAR_OVERRIDES
 from gateway.graphql.types import Campaign, Lead
@@ -25,6 +28,8 @@ ENTITY_TYPES = ("Lead", "Campaign")
 
 
 class GatewaySchema(strawberry.federation.Schema):
+    documents: DocumentCache | None = None  # set by build_schema when the cache is on
+
     def entities_resolver(self, info: Info, representations: list[FederationAny]) -> list[FederationAny]:
         # A representation this subgraph cannot own (not an object, no or another __typename) resolves to
         # null for that entry, like an unknown id, instead of failing the whole batch.
@@ -52,8 +57,16 @@ def build_schema(settings: Settings | None = None) -> GatewaySchema:
     extensions: list = [OperationRecorder, ErrorFormatter, ResponseWarnings]
     if settings is not None:
         extensions += limit_extensions(settings)
-    return GatewaySchema(query=Query, types=[Lead, Campaign], scalar_overrides=SCALAR_OVERRIDES,
-                         extensions=extensions, federation_version="2.5")
+        documents = DocumentCache(settings.document_cache_bytes) if settings.document_cache_bytes > 0 else None
+        if documents is not None:  # after the limits: they run on every request, cached or not
+            extensions.append(documents.extension())
+    built = GatewaySchema(query=Query, types=[Lead, Campaign], scalar_overrides=SCALAR_OVERRIDES,
+                          extensions=extensions, federation_version="2.5",
+                          execution_context_class=FastExecutionContext)
+    if settings is not None:
+        built.documents = documents
+    lean_resolvers(built)
+    return built
 
 
 schema = build_schema()  # without limits: what ``sdl()`` prints; each HTTP view builds its own

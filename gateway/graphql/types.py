@@ -144,12 +144,16 @@ class Lead(Node):
 
     @classmethod
     def from_record(cls, r: LeadRecord) -> Lead:
-        return cls(id=strawberry.ID(to_global_id("Lead", r.id)), database_id=r.id, phone_number=r.phone_number,
-                   variables=r.variables, customer_name=_text(r.variables, "customer_name"),
-                   email=_text(r.variables, "email"), status=LeadStatus(r.status), created_at=r.created_at,
-                   updated_at=r.updated_at, campaign_id=r.campaign_id,
-                   campaign=Campaign.from_ref(r.campaign) if r.campaign else None,
-                   secondary_contacts=[SecondaryContact.from_record(c) for c in r.secondary_contacts])
+        """The record's Lead, built once per record (resolvers never change it, so requests share it)."""
+        if r.view is None:
+            object.__setattr__(r, "view", cls(
+                id=strawberry.ID(to_global_id("Lead", r.id)), database_id=r.id, phone_number=r.phone_number,
+                variables=r.variables, customer_name=_text(r.variables, "customer_name"),
+                email=_text(r.variables, "email"), status=LeadStatus(r.status), created_at=r.created_at,
+                updated_at=r.updated_at, campaign_id=r.campaign_id,
+                campaign=Campaign.from_ref(r.campaign) if r.campaign else None,
+                secondary_contacts=[SecondaryContact.from_record(c) for c in r.secondary_contacts]))
+        return r.view
 
 
 @strawberry.type(description="Relay page information, exact in both directions.")

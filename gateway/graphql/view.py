@@ -28,15 +28,15 @@ Result cache (``result_cache.py``): a single GET or POST operation is looked up,
 request, once the request is parsed and its method, media types, body size and document size are checked,
 and before anything is parsed, validated or executed (an entry comes from an identical request that passed
 every limit). ``Cache-Control: no-cache`` skips the lookup; the fresh answer may still be stored. Stored:
-200, executed, no ``errors``, no ``extensions.warnings``, and only answers built entirely from pages fetched
-during that request (no fresh-page hit, no stale page, no lead remembered from an earlier page), so an
-answer is never served later than its oldest page's TTL. Batches are neither looked up nor stored.
+200, executed, no ``errors``, no ``extensions.warnings``; it expires when the oldest page (or remembered
+lead) it was built from stops being fresh (the page cache reports each page's fetch time to the request's
+scope), so an answer is never served later than its pages would be; one built from a stale page is not
+stored at all. Batches are neither looked up nor stored.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from graphql import GraphQLError, parse
@@ -61,6 +61,7 @@ from gateway.graphql.protocol import (
     bad_request,
     check_content_type,
     decode_json,
+    encode_json,
     negotiate,
     params_from_object,
     params_from_query_string,
@@ -87,7 +88,7 @@ class GatewayGraphQL(GraphQL):
 
     async def get_context(self, request: Request, response: Response) -> GatewayContext:  # type: ignore[override]
         state = request.app.state
-        return GatewayContext(request=request, settings=self.settings, api=state.api, cache=_ReuseTracker(state.cache),
+        return GatewayContext(request=request, settings=self.settings, api=state.api, cache=state.cache,
                               token=bearer_token(request, self.settings.demo_token))
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:  # type: ignore[override]
@@ -158,17 +159,15 @@ class GatewayGraphQL(GraphQL):
                 scope.cache_hits += 1
             return Response(hit.body, status_code=hit.status, media_type=hit.content_type)
         scope = request_scope.current()
-        hits_before = scope.cache_hits if scope is not None else 0
         started = self.results.clock()
-        contexts: list[GatewayContext] = []
-        status, body = await self.run_one(request, params, allowed, contexts)
+        status, body = await self.run_one(request, params, allowed)
         code = self.status_for(status, media)
         response = self.json_response(body, code, media)
-        reused = (scope is None or scope.cache_hits != hits_before
-                  or any(isinstance(c.cache, _ReuseTracker) and c.cache.reused for c in contexts))
-        if (code == 200 and status == EXECUTED and not reused and "errors" not in body
+        if (scope is not None and code == 200 and status == EXECUTED and "errors" not in body
                 and not (body.get("extensions") or {}).get("warnings")):
-            self.results.put(key, response.body, code, response.headers["content-type"], scope.operation, started)
+            # Fresh only as long as the oldest page it was built from (a stale one: already expired).
+            fresh_from = min(started, scope.data_fetched_at if scope.data_fetched_at is not None else started)
+            self.results.put(key, response.body, code, response.headers["content-type"], scope.operation, fresh_from)
         return response
 
     def result_key(self, request: Request, params: Params, media: str) -> str | None:
@@ -193,15 +192,14 @@ class GatewayGraphQL(GraphQL):
                             limitName="batch", limit=limit, measured=len(data))
         return [params_from_object(item, batchIndex=i) for i, item in enumerate(data)]
 
-    async def run_one(self, request: Request, params: Params, allowed: set[OperationType],
-                      contexts: list[GatewayContext] | None = None) -> tuple[str, dict]:
-        """Execute one operation: (outcome, response body). ``contexts`` receives the context it ran with."""
-        errors = check_document(params.query, self.limits)
+    async def run_one(self, request: Request, params: Params, allowed: set[OperationType]) -> tuple[str, dict]:
+        """Execute one operation: (outcome, response body)."""
+        documents = self.schema.documents
+        errors = None if documents is not None and params.query in documents else check_document(params.query,
+                                                                                                  self.limits)
         if errors:
             return REQUEST_ERROR, {"errors": [e.formatted for e in errors]}
         context = await self.get_context(request, Response())
-        if contexts is not None:
-            contexts.append(context)
         try:
             result = await self.schema.execute(params.query, variable_values=params.variables, context_value=context,
                                                operation_name=params.operation_name, allowed_operation_types=allowed,
@@ -237,34 +235,7 @@ class GatewayGraphQL(GraphQL):
         return 200
 
     def json_response(self, body: object, status: int, media: str, headers: dict[str, str] | None = None) -> Response:
-        return Response(json.dumps(body, separators=(",", ":")), status_code=status, headers=headers,
-                        media_type=f"{media}; charset=utf-8")
-
-
-class _ReuseTracker:
-    """The page cache as one operation sees it, noting whether it served anything not fetched just now
-    (a stale page, or leads remembered from an earlier page); fresh-page hits show in ``scope.cache_hits``."""
-
-    __slots__ = ("_cache", "reused")
-
-    def __init__(self, cache) -> None:
-        self._cache = cache
-        self.reused = False
-
-    def __getattr__(self, name: str):
-        return getattr(self._cache, name)
-
-    def seen_leads(self, caller, ids):
-        found = self._cache.seen_leads(caller, ids)
-        if found:
-            self.reused = True
-        return found
-
-    async def get_or_fetch(self, *args, **kwargs):
-        served = await self._cache.get_or_fetch(*args, **kwargs)
-        if served.stale is not None:
-            self.reused = True
-        return served
+        return Response(encode_json(body), status_code=status, headers=headers, media_type=f"{media}; charset=utf-8")
 
 
 def _outcome(result) -> str:

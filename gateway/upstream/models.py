@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +54,9 @@ class LeadRecord:
     updated_at: datetime
     campaign: CampaignRef | None
     secondary_contacts: tuple[ContactRecord, ...]
+    # What the GraphQL layer built from this record, kept with it (a record is immutable, and a cached
+    # page's records are served again and again): not part of its value.
+    view: Any = field(default=None, init=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

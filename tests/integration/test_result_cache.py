@@ -215,13 +215,28 @@ def test_results_with_warnings_from_fetched_pages_are_not_stored(make_gateway, f
     assert stats_of(gw).result_cache_hits == 0
 
 
-def test_answers_built_from_cached_pages_are_not_stored(make_gateway, fresh_upstream, token):
-    gw = make_gateway(cache_ttl=30)
-    post(gw, token, variables={"first": 10})  # fetches page 1 and stores that answer
-    smaller = post(gw, token, variables={"first": 4})  # from the cached page: its age is unknown, not stored
+def test_answers_built_from_cached_pages_expire_with_their_oldest_page(make_gateway, fresh_upstream, token):
+    gw = make_gateway(cache_ttl=1.0, cache_stale_if_error=0)
+    post(gw, token, variables={"first": 10})  # fetches page 1 (and stores that answer)
+    time.sleep(0.5)
+    smaller = post(gw, token, variables={"first": 4})  # built from the cached page, which is 0.5 s old
     assert len(ids(smaller.json())) == 4 and len(fresh_upstream.calls(token)) == 1
-    post(gw, token, variables={"first": 4})
+    assert post(gw, token, variables={"first": 4}).content == smaller.content
+    assert stats_of(gw).result_cache_hits == 1
+    time.sleep(0.7)  # the page is now past its TTL: so is every answer built from it, however recent
+    again = post(gw, token, variables={"first": 4})
+    assert again.status_code == 200 and stats_of(gw).result_cache_hits == 1
+    assert len(fresh_upstream.calls(token)) == 2
+
+
+def test_an_answer_built_from_a_stale_page_is_not_stored(make_gateway, fresh_upstream, token):
+    gw = make_gateway(cache_ttl=0.3, cache_swr=60, cache_stale_if_error=0)
+    post(gw, token)
+    time.sleep(0.5)  # past the TTL, within stale-while-revalidate: the page is served stale, refreshed behind
+    post(gw, token)
+    post(gw, token)  # computed again (from the refreshed page), not the stale answer
     assert stats_of(gw).result_cache_hits == 0
+    assert len(fresh_upstream.calls(token)) == 2
 
 
 def test_the_byte_bound_evicts_the_oldest(make_gateway, fresh_upstream, token):

@@ -40,7 +40,7 @@ def test_get_put_and_expiry():
     clock = Clock()
     cache = ResultCache(max_bytes=10_000, ttl=30, clock=clock)
     assert cache.get("k") is None
-    assert cache.put("k", b"body", 200, CT, "Op", started=clock.now - 5)
+    assert cache.put("k", b"body", 200, CT, "Op", fresh_from=clock.now - 5)
     hit = cache.get("k")
     assert (hit.body, hit.status, hit.content_type, hit.operation) == (b"body", 200, CT, "Op")
     clock.now += 24.9
@@ -52,7 +52,7 @@ def test_get_put_and_expiry():
 def test_an_answer_already_expired_is_not_stored():
     clock = Clock()
     cache = ResultCache(max_bytes=10_000, ttl=1, clock=clock)
-    assert not cache.put("k", b"x", 200, CT, None, started=clock.now - 2)
+    assert not cache.put("k", b"x", 200, CT, None, fresh_from=clock.now - 2)
     assert len(cache) == 0
 
 
@@ -60,7 +60,7 @@ def test_an_answer_already_expired_is_not_stored():
 def test_off(max_bytes, ttl):
     cache = ResultCache(max_bytes=max_bytes, ttl=ttl)
     assert not cache.enabled
-    assert not cache.put("k", b"x", 200, CT, None, started=cache.clock())
+    assert not cache.put("k", b"x", 200, CT, None, fresh_from=cache.clock())
     assert cache.get("k") is None
 
 

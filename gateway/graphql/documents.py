@@ -1,0 +1,89 @@
+"""Known documents: parsed once, validated once, like a Node gateway's document cache.
+
+Parsing and graphql-core's validation rules were over 40 % of the CPU of an operation over cached pages
+(py-spy, see docs/BENCHMARKS.md), and clients send the same few documents again and again. So the exact
+document text maps to its parsed ``DocumentNode``, and a text that passed graphql-core's validation rules
+once is not run through them again.
+
+What is *not* cached, because it depends on more than the text: the request limits and the choice of
+operation (``QueryLimits``: cost depends on variables, the operation choice on ``operationName``), which
+run on every request before this cache is consulted. Only successes are kept: a document that fails to
+parse or validate is parsed and validated again (its errors are formatted afresh each time, and failed
+documents cannot push out good ones).
+
+Bounded by the total length of the texts held (``GATEWAY_DOCUMENT_CACHE_BYTES``; 0 turns it off), least
+recently used first out; one cache per schema (per process). Documents are never mutated by execution,
+so one parsed tree is shared by concurrent operations.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+
+from graphql import DocumentNode
+from strawberry.extensions import SchemaExtension
+
+
+class DocumentCache:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        # text -> [parsed document, validated?]
+        self._entries: OrderedDict[str, list] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, query: str) -> bool:
+        """A known text: it parsed under the same limits (so its size and tokens passed them too)."""
+        return query in self._entries
+
+    def get(self, query: str) -> list | None:
+        entry = self._entries.get(query)
+        if entry is not None:
+            self._entries.move_to_end(query)
+        return entry
+
+    def put(self, query: str, document: DocumentNode) -> None:
+        size = len(query)
+        if size > self.max_bytes or query in self._entries:
+            return
+        self._entries[query] = [document, False]
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            old, _ = self._entries.popitem(last=False)
+            self.bytes -= len(old)
+
+    def extension(self) -> Callable[[], SchemaExtension]:
+        """A factory for the schema's ``extensions`` list; register it after ``QueryLimits``."""
+        return lambda: _CachedDocuments(self)
+
+
+class _CachedDocuments(SchemaExtension):
+    def __init__(self, cache: DocumentCache) -> None:
+        self.cache = cache
+        self.entry: list | None = None
+
+    def on_parse(self) -> Iterator[None]:
+        ec = self.execution_context
+        query = ec.query
+        self.entry = self.cache.get(query) if query else None
+        if self.entry is not None:
+            ec.graphql_document = self.entry[0]  # strawberry does not parse a document already set
+        yield
+        if self.entry is None and query and ec.graphql_document is not None:
+            self.cache.put(query, ec.graphql_document)
+            self.entry = self.cache.get(query)
+
+    def on_validate(self) -> Iterator[None]:
+        ec = self.execution_context
+        # None: nothing (the request limits, registered earlier) has failed the operation so far.
+        undecided = ec.pre_execution_errors is None and self.entry is not None
+        if undecided and self.entry[1]:
+            ec.pre_execution_errors = []  # strawberry skips its validation when this is set
+            yield
+            return
+        yield
+        if undecided and ec.pre_execution_errors == []:
+            self.entry[1] = True
