@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import urllib.request
 from collections.abc import AsyncIterator
 
 import httpx
@@ -23,9 +24,17 @@ from gateway.metrics import CONTENT_TYPE, metrics_registry, render
 from gateway.observability import RequestMiddleware
 from gateway.stats import Stats
 from gateway.upstream.client import LeadsAPI
+from gateway.upstream.transport import LeanTransport
 from gateway.upstream.resilience import CircuitBreaker
 
 log = logging.getLogger("gateway.app")
+
+
+def upstream_transport(settings: Settings) -> httpx.AsyncBaseTransport | None:
+    """The lean transport unless told otherwise or a proxy is configured (it speaks only directly)."""
+    if settings.upstream_transport != "lean" or any(k in urllib.request.getproxies() for k in ("http", "https", "all")):
+        return None  # httpx's own, with the client's limits
+    return LeanTransport(max_connections=settings.upstream_concurrency)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -39,7 +48,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         limits = httpx.Limits(max_connections=settings.upstream_concurrency,
                               max_keepalive_connections=settings.upstream_concurrency)
         async with httpx.AsyncClient(limits=limits, headers={"User-Agent": f"leads-gateway/{__version__}"},
-                                     follow_redirects=False) as client:
+                                     follow_redirects=False, transport=upstream_transport(settings)) as client:
             app.state.api = LeadsAPI(client, settings.upstream_url, settings.upstream_timeout, stats=stats,
                                      retries=settings.upstream_retries,
                                      retry_after_max=settings.upstream_retry_after_max,
