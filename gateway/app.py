@@ -30,6 +30,23 @@ from gateway.upstream.resilience import CircuitBreaker
 log = logging.getLogger("gateway.app")
 
 
+class GraphQLFirst:
+    """The innermost middleware: ``/graphql`` goes straight to its view, past Starlette's exception
+    middleware, router and route (a sixth of the CPU of an answer from the result cache); the view
+    answers every error itself. Every other path takes the normal way."""
+
+    def __init__(self, app, *, view: GatewayGraphQL) -> None:
+        self.app = app
+        self.view = view
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            path, root = scope["path"], scope.get("root_path", "")
+            if (path[len(root):] if root and path.startswith(root) else path) == "/graphql":
+                return await self.view(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 def upstream_transport(settings: Settings) -> httpx.AsyncBaseTransport | None:
     """The lean transport unless told otherwise or a proxy is configured (it speaks only directly)."""
     if settings.upstream_transport != "lean" or any(k in urllib.request.getproxies() for k in ("http", "https", "all")):
@@ -95,7 +112,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         # CORS inside the request middleware, so preflights also get a request id and a log line.
         middleware=[Middleware(RequestMiddleware, stats=stats, request_timeout=settings.request_timeout),
-                    Middleware(CORSMiddleware, origins=settings.cors_origins)],
+                    Middleware(CORSMiddleware, origins=settings.cors_origins),
+                    Middleware(GraphQLFirst, view=graphql)],
         lifespan=lifespan,
     )
     app.state.settings = settings
