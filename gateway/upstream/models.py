@@ -79,6 +79,11 @@ class _Bad(Exception):
 
     def __init__(self, path: str, problem: str) -> None:
         super().__init__(f"{path}: {problem}")
+        self.path, self.problem = path, problem
+
+    def within(self, parent: str) -> _Bad:
+        """The same problem, its path prefixed (paths are only spelled out when something is wrong)."""
+        return _Bad(f"{parent}.{self.path}", self.problem)
 
 
 def parse_page(payload: Any) -> LeadPage:
@@ -101,43 +106,48 @@ def _page(p: Any) -> LeadPage:
     raw_last = p.get("last_page")
     last_page = _int(raw_last, "last_page", minimum=1) if raw_last is not None else max(1, -(-total // per_page))
     rows = _list(p.get("data"), "data", required=True)
-    items = tuple(_lead(row, f"data[{i}]") for i, row in enumerate(rows))
+    items = tuple(_lead(row, i) for i, row in enumerate(rows))
     if len(items) > per_page:
         raise _Bad("data", f"{len(items)} rows on a page of {per_page}")
     return LeadPage(page=page, per_page=per_page, total=total, last_page=last_page, items=items)
 
 
-def _lead(r: Any, path: str) -> LeadRecord:
-    if not isinstance(r, dict):
-        raise _Bad(path, "expected an object")
-    campaign_id = r.get("campaign_id")
-    return LeadRecord(
-        id=_id(r.get("id"), f"{path}.id"),
-        campaign_id=None if campaign_id is None else _id(campaign_id, f"{path}.campaign_id"),
-        phone_number=_str(r.get("phone_number"), f"{path}.phone_number"),
-        variables=_variables(r.get("variables"), f"{path}.variables"),
-        status=_status(r.get("status"), f"{path}.status"),
-        created_at=_timestamp(r.get("created_at"), f"{path}.created_at"),
-        updated_at=_timestamp(r.get("updated_at"), f"{path}.updated_at"),
-        campaign=_campaign(r.get("campaign"), f"{path}.campaign"),
-        secondary_contacts=tuple(
-            _contact(c, f"{path}.secondary_contacts[{i}]")
-            for i, c in enumerate(_list(r.get("secondary_contacts"), f"{path}.secondary_contacts"))
-        ),
-    )
+def _lead(r: Any, index: int) -> LeadRecord:
+    try:
+        if not isinstance(r, dict):
+            raise _Bad("$", "expected an object")
+        campaign_id = r.get("campaign_id")
+        return LeadRecord(
+            id=_id(r.get("id"), "id"),
+            campaign_id=None if campaign_id is None else _id(campaign_id, "campaign_id"),
+            phone_number=_str(r.get("phone_number"), "phone_number"),
+            variables=_variables(r.get("variables"), "variables"),
+            status=_status(r.get("status"), "status"),
+            created_at=_timestamp(r.get("created_at"), "created_at"),
+            updated_at=_timestamp(r.get("updated_at"), "updated_at"),
+            campaign=_campaign(r.get("campaign"), "campaign"),
+            secondary_contacts=tuple(
+                _contact(c, i) for i, c in enumerate(_list(r.get("secondary_contacts"), "secondary_contacts"))),
+        )
+    except _Bad as exc:
+        raise (_Bad(f"data[{index}]", exc.problem) if exc.path == "$" else exc.within(f"data[{index}]")) from None
 
 
-def _contact(r: Any, path: str) -> ContactRecord:
-    if not isinstance(r, dict):
-        raise _Bad(path, "expected an object")
-    return ContactRecord(
-        id=_id(r.get("id"), f"{path}.id"),
-        phone_number=_str(r.get("phone_number"), f"{path}.phone_number"),
-        variables=_variables(r.get("variables"), f"{path}.variables"),
-        status=_status(r.get("status"), f"{path}.status"),
-        created_at=_timestamp(r.get("created_at"), f"{path}.created_at"),
-        updated_at=_timestamp(r.get("updated_at"), f"{path}.updated_at"),
-    )
+def _contact(r: Any, index: int) -> ContactRecord:
+    try:
+        if not isinstance(r, dict):
+            raise _Bad("$", "expected an object")
+        return ContactRecord(
+            id=_id(r.get("id"), "id"),
+            phone_number=_str(r.get("phone_number"), "phone_number"),
+            variables=_variables(r.get("variables"), "variables"),
+            status=_status(r.get("status"), "status"),
+            created_at=_timestamp(r.get("created_at"), "created_at"),
+            updated_at=_timestamp(r.get("updated_at"), "updated_at"),
+        )
+    except _Bad as exc:
+        where = f"secondary_contacts[{index}]"
+        raise (_Bad(where, exc.problem) if exc.path == "$" else exc.within(where)) from None
 
 
 def _campaign(c: Any, path: str) -> CampaignRef | None:
