@@ -1,11 +1,16 @@
-"""Helpers the benchmarks share: free loopback ports and waiting for a server they started."""
+"""Helpers the benchmarks share: free loopback ports, waiting for a server they started, and (bench/perf.py)
+the CPU time and memory of a server's process tree, and stopping that tree."""
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
@@ -28,3 +33,108 @@ def wait_up(url: str, proc: subprocess.Popen, timeout: float = 30, describe: Cal
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"{url} did not come up\n{describe()}")
         time.sleep(0.1)
+
+
+# ------------------------------------------------------------- process trees (Linux /proc), for bench/perf.py
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from every process's ppid in /proc/*/stat)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (uvicorn's workers, node's children)."""
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += children_of(current)
+    return tree
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU of one process, all its threads, in clock ticks (/proc/<pid>/stat fields 14, 15)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    return sum(cpu_ticks(p) for p in process_tree(pid)) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory (VmRSS) of one process in MB (2**20 bytes)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: get SIGTERM when the benchmark process dies, however it dies (Linux)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def start_time(pid: int) -> int | None:
+    """When the process started (ticks since boot): with the pid, it names one process even if pids are reused."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def stop_tree(proc: subprocess.Popen, grace: float = 10) -> None:
+    """Stop ``proc`` and every descendant: SIGTERM to its process group (or to it alone when it shares ours),
+    then SIGKILL to whichever of those same processes is left."""
+    tree = [(pid, start_time(pid)) for pid in process_tree(proc.pid)] if proc.poll() is None else []
+    try:
+        if os.getpgid(proc.pid) == proc.pid:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.terminate()
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        pass
+    for pid, started in tree:
+        if started is not None and start_time(pid) == started:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes of the machine have used (/proc/stat: everything but idle and iowait)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
