@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -12,6 +13,8 @@ from gateway.request_scope import RequestScope
 from gateway.stats import Stats
 
 log = logging.getLogger("gateway.request")
+_ID_PREFIX = secrets.token_hex(8)  # request ids: unique per process start, then a counter (no entropy per request)
+_ids = itertools.count(1)
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # a client's X-Request-ID is echoed, so keep it harmless
 
 
@@ -28,7 +31,7 @@ class RequestMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _SANE_ID.match(incoming) else secrets.token_hex(16)
+        request_id = incoming if incoming and _SANE_ID.match(incoming) else f"{_ID_PREFIX}{next(_ids):016x}"
         rs = RequestScope(request_id=request_id, deadline=time.monotonic() + self.request_timeout)
         token = request_scope.enter(rs)
         started = time.perf_counter()

@@ -18,6 +18,7 @@ Off when field middleware runs (a strawberry extension with a ``resolve`` hook e
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 from graphql import (
@@ -58,11 +59,30 @@ def _plans(schema: GraphQLSchema) -> dict[GraphQLObjectType, tuple[type | None, 
     return plans
 
 
+class _EnumNames(dict):
+    """Python enum member -> GraphQL name, as strawberry's enum ``serialize`` would answer (it scans)."""
+
+    types: frozenset = frozenset()
+
+
+def _enum_names(enum_type: GraphQLEnumType) -> _EnumNames:
+    names = _EnumNames()
+    wrapped = getattr(enum_type, "wrapped_cls", None)  # strawberry's enums; others keep their serialize
+    if isinstance(wrapped, type) and issubclass(wrapped, Enum):
+        for name, value in enum_type.values.items():  # the first matching name wins, as in serialize
+            for member in wrapped:
+                if member.value == value.value:
+                    names.setdefault(member, name)
+        names.types = frozenset({wrapped})
+    return names
+
+
 class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         manager = self.middleware_manager
         self._plans = None if manager is not None and manager.middlewares else _plans(self.schema)
+        self._enum_names: dict[GraphQLEnumType, _EnumNames] = {}
 
     def execute_fields(self, parent_type, source_value, path, grouped_field_set, position_context):  # type: ignore[override]
         if self._plans is not None and parent_type in self._plans:
@@ -104,6 +124,13 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 raise _Bail
             item_type = return_type.of_type
             return [self._value(item_type, details, item) for item in value]
+        if isinstance(return_type, GraphQLEnumType):
+            names = self._enum_names.get(return_type)
+            if names is None:
+                names = self._enum_names[return_type] = _enum_names(return_type)
+            name = names.get(value) if type(value) in names.types else None
+            if name is not None:
+                return name
         if isinstance(return_type, (GraphQLScalarType, GraphQLEnumType)):
             serialized = return_type.serialize(value)
             if serialized is None or serialized is Undefined:
