@@ -66,6 +66,10 @@ class _EnumNames(dict):
 
 
 def _enum_names(enum_type: GraphQLEnumType) -> _EnumNames:
+    """Built once per enum type and kept on it (types live as long as their schema)."""
+    names = enum_type.__dict__.get("_gateway_names")
+    if names is not None:
+        return names
     names = _EnumNames()
     wrapped = getattr(enum_type, "wrapped_cls", None)  # strawberry's enums; others keep their serialize
     if isinstance(wrapped, type) and issubclass(wrapped, Enum):
@@ -74,6 +78,7 @@ def _enum_names(enum_type: GraphQLEnumType) -> _EnumNames:
                 if member.value == value.value:
                     names.setdefault(member, name)
         names.types = frozenset({wrapped})
+    enum_type._gateway_names = names  # type: ignore[attr-defined]
     return names
 
 
@@ -82,7 +87,6 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         super().__init__(*args, **kwargs)
         manager = self.middleware_manager
         self._plans = None if manager is not None and manager.middlewares else _plans(self.schema)
-        self._enum_names: dict[GraphQLEnumType, _EnumNames] = {}
 
     def execute_fields(self, parent_type, source_value, path, grouped_field_set, position_context):  # type: ignore[override]
         if self._plans is not None and parent_type in self._plans:
@@ -125,9 +129,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             item_type = return_type.of_type
             return [self._value(item_type, details, item) for item in value]
         if isinstance(return_type, GraphQLEnumType):
-            names = self._enum_names.get(return_type)
-            if names is None:
-                names = self._enum_names[return_type] = _enum_names(return_type)
+            names = _enum_names(return_type)
             name = names.get(value) if type(value) in names.types else None
             if name is not None:
                 return name
