@@ -35,6 +35,17 @@ def wait_up(url: str, proc: subprocess.Popen, timeout: float = 30, describe: Cal
         time.sleep(0.1)
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 10 s: one server process the benchmark started."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 # ------------------------------------------------------------- process trees (Linux /proc), for bench/perf.py
 
 def children_of(pid: int) -> list[int]:

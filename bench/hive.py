@@ -22,9 +22,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import httpx
+
+from bench.common import children_of, free_port, stop, wait_up
 
 HIVE_DIR = Path(__file__).resolve().parent / "hive"
 REPO_DIR = HIVE_DIR.parent.parent
@@ -112,19 +115,6 @@ def graphql_url(port: int) -> str:
     return f"http://127.0.0.1:{port}/graphql"
 
 
-def child_pids(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (Linux /proc): cluster workers would show up here."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            children.append(int(stat.parent.name))
-    return children
-
-
 def lead_rows_hive(answer: dict) -> list[tuple]:
     """(id, customer name, phone, status, campaign name, secondary contacts) per lead of a QUERY answer,
     with statuses in the gateway's enum spelling so both answers compare equal."""
@@ -147,35 +137,8 @@ def lead_rows_gateway(answer: dict) -> list[tuple]:
 
 # ---------------------------------------------------------------------------- smoke
 
-def _wait_ok(url: str, proc: subprocess.Popen, log: Path | None, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-            raise RuntimeError(f"{url} did not come up\n{tail}")
-        time.sleep(0.1)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _tail(log: Path | None) -> str:
+    return log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
 
 
 def _post(client: httpx.Client, url: str, query: str, token: str) -> tuple[dict, int]:
@@ -194,7 +157,7 @@ def smoke(compare_gateway: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-hive-") as tmp:
         tmp_dir = Path(tmp)
         try:
-            up_port, hive_port = _free_port(), _free_port()
+            up_port, hive_port = free_port(), free_port()
             upstream = f"http://127.0.0.1:{up_port}"
             up_log = tmp_dir / "upstream.log"
             with open(up_log, "wb") as log:
@@ -202,7 +165,7 @@ def smoke(compare_gateway: bool = False) -> int:
                     [sys.executable, "-m", "gateway.cli", "demo-upstream", "--port", str(up_port),
                      "--latency-ms", "0", "--log-level", "warning"],
                     cwd=REPO_DIR, stdout=log, stderr=subprocess.STDOUT))
-            _wait_ok(f"{upstream}/healthz", procs[-1], up_log)
+            wait_up(f"{upstream}/healthz", procs[-1], timeout=60, describe=partial(_tail, up_log))
 
             started = time.monotonic()
             supergraph = compose(upstream, tmp_dir)
@@ -210,10 +173,10 @@ def smoke(compare_gateway: bool = False) -> int:
             hive_log = tmp_dir / "hive.log"
             hive = start(hive_port, upstream, cache=True, log_path=hive_log, supergraph=supergraph)
             procs.append(hive)
-            _wait_ok(ready_url(hive_port), hive, hive_log)
+            wait_up(ready_url(hive_port), hive, timeout=60, describe=partial(_tail, hive_log))
             print(f"composed in {composed - started:.1f} s, Hive ready in {time.monotonic() - composed:.1f} s")
-            if child_pids(hive.pid):
-                failures.append(f"Hive Gateway (pid {hive.pid}) has child processes {child_pids(hive.pid)}")
+            if children_of(hive.pid):
+                failures.append(f"Hive Gateway (pid {hive.pid}) has child processes {children_of(hive.pid)}")
 
             def calls() -> int:
                 return httpx.get(f"{upstream}/_demo/calls").json()["calls"]
@@ -245,7 +208,7 @@ def smoke(compare_gateway: bool = False) -> int:
                     failures.append("two tenants got the same lead ids")
 
                 if compare_gateway:
-                    gw_port = _free_port()
+                    gw_port = free_port()
                     gw_log = tmp_dir / "gateway.log"
                     with open(gw_log, "wb") as log:
                         procs.append(subprocess.Popen(
@@ -253,7 +216,7 @@ def smoke(compare_gateway: bool = False) -> int:
                              "--log-level", "warning"],
                             cwd=REPO_DIR, env={**os.environ, "GATEWAY_UPSTREAM_URL": upstream},
                             stdout=log, stderr=subprocess.STDOUT))
-                    _wait_ok(f"http://127.0.0.1:{gw_port}/healthz", procs[-1], gw_log)
+                    wait_up(f"http://127.0.0.1:{gw_port}/healthz", procs[-1], timeout=60, describe=partial(_tail, gw_log))
                     gateway, gw_size = _post(client, graphql_url(gw_port), GATEWAY_QUERY, "bench-1")
                     same = lead_rows_gateway(gateway) == rows_a
                     same_total = gateway["data"]["leads"]["totalCount"] == first["data"]["leads"]["total"]
@@ -263,7 +226,7 @@ def smoke(compare_gateway: bool = False) -> int:
                         failures.append("Hive and the gateway disagree on bench-1's first page")
         finally:
             for proc in reversed(procs):
-                _stop(proc)
+                stop(proc)
     for failure in failures:
         print(f"FAIL: {failure}", file=sys.stderr)
     print("ok" if not failures else f"{len(failures)} failure(s)")

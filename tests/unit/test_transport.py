@@ -175,14 +175,16 @@ async def test_refused_connections_are_connect_errors():
                 await client.get(f"http://127.0.0.1:{port}/")
 
 
-async def test_the_pool_bound_makes_callers_wait_then_time_out():
-    async def slow(server, reader, writer):
-        await server.request(reader)
-        await asyncio.sleep(0.3)
-        writer.write(OK)
-        await writer.drain()
-        await reader.read()
+async def slow(server, reader, writer):
+    """Answers after 0.3 s."""
+    await server.request(reader)
+    await asyncio.sleep(0.3)
+    writer.write(OK)
+    await writer.drain()
+    await reader.read()
 
+
+async def test_the_pool_bound_makes_callers_wait_then_time_out():
     async with Scripted(slow) as server:
         transport = LeanTransport(max_connections=1)
         async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(2.0, pool=0.1)) as client:
@@ -195,13 +197,6 @@ async def test_the_pool_bound_makes_callers_wait_then_time_out():
 
 
 async def test_cancellation_drops_the_half_used_connection():
-    async def slow(server, reader, writer):
-        await server.request(reader)
-        await asyncio.sleep(0.3)
-        writer.write(OK)
-        await writer.drain()
-        await reader.read()
-
     async with Scripted(slow, answers(OK)) as server:
         transport = LeanTransport()
         async with httpx.AsyncClient(transport=transport) as client:
