@@ -45,15 +45,19 @@ class DocumentCache:
             self._entries.move_to_end(query)
         return entry
 
-    def put(self, query: str, document: DocumentNode) -> None:
+    def put(self, query: str, document: DocumentNode) -> list | None:
+        """Keep a parsed document; its entry, or None when it is larger than the whole bound."""
         size = len(query)
-        if size > self.max_bytes or query in self._entries:
-            return
-        self._entries[query] = [document, False]
+        if size > self.max_bytes:
+            return None
+        if query in self._entries:
+            return self._entries[query]
+        entry = self._entries[query] = [document, False]
         self.bytes += size
         while self.bytes > self.max_bytes:
             old, _ = self._entries.popitem(last=False)
             self.bytes -= len(old)
+        return entry
 
     def extension(self) -> Callable[[], SchemaExtension]:
         """A factory for the schema's ``extensions`` list; register it after ``QueryLimits``."""
@@ -73,8 +77,7 @@ class _CachedDocuments(SchemaExtension):
             ec.graphql_document = self.entry[0]  # strawberry does not parse a document already set
         yield
         if self.entry is None and query and ec.graphql_document is not None:
-            self.cache.put(query, ec.graphql_document)
-            self.entry = self.cache.get(query)
+            self.entry = self.cache.put(query, ec.graphql_document)
 
     def on_validate(self) -> Iterator[None]:
         ec = self.execution_context

@@ -55,16 +55,16 @@ def build_schema(settings: Settings | None = None) -> GatewaySchema:
     """The schema; with ``settings``, also the extensions enforcing their request limits and introspection switch."""
     # OperationRecorder first: leaving the operation after ErrorFormatter, it records the final codes.
     extensions: list = [OperationRecorder, ErrorFormatter, ResponseWarnings]
+    documents = None
     if settings is not None:
         extensions += limit_extensions(settings)
-        documents = DocumentCache(settings.document_cache_bytes) if settings.document_cache_bytes > 0 else None
-        if documents is not None:  # after the limits: they run on every request, cached or not
+        if settings.document_cache_bytes > 0:  # after the limits: they run on every request, cached or not
+            documents = DocumentCache(settings.document_cache_bytes)
             extensions.append(documents.extension())
     built = GatewaySchema(query=Query, types=[Lead, Campaign], scalar_overrides=SCALAR_OVERRIDES,
                           extensions=extensions, federation_version="2.5",
                           execution_context_class=FastExecutionContext)
-    if settings is not None:
-        built.documents = documents
+    built.documents = documents
     lean_resolvers(built)
     return built
 
