@@ -15,17 +15,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway import __version__
-from gateway.cache import build_page_cache
+from gateway.datasource.cache import build_page_cache
 from gateway.config import Settings
-from gateway.graphiql_assets import asset_routes
-from gateway.graphql.cors import CORSMiddleware
-from gateway.graphql.view import GatewayGraphQL
-from gateway.metrics import CONTENT_TYPE, metrics_registry, render
-from gateway.observability import RequestMiddleware
-from gateway.stats import Stats
-from gateway.upstream.client import LeadsAPI
+from gateway.http.graphiql.assets import asset_routes
+from gateway.http.cors import CORSMiddleware
+from gateway.http.view import GatewayGraphQL
+from gateway.observability.metrics import CONTENT_TYPE, metrics_registry, render
+from gateway.http.middleware import RequestMiddleware
+from gateway.observability.stats import Stats
+from gateway.datasource.client import LeadsAPI
 from gateway.upstream.transport import LeanTransport
-from gateway.upstream.resilience import CircuitBreaker
+from gateway.datasource.resilience import CircuitBreaker
 
 log = logging.getLogger("gateway.app")
 

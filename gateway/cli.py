@@ -9,8 +9,8 @@ import sys
 import uvicorn
 
 from gateway.config import ConfigError, Settings
-from gateway.logs import configure as configure_logs
-from gateway.logs import log_config
+from gateway.observability.logs import configure as configure_logs
+from gateway.observability.logs import log_config
 
 
 def app_from_env():

@@ -1,7 +1,7 @@
 // Copies GraphiQL's browser bundles from node_modules (installed by `npm ci --prefix graphiql` from the
 // pinned package-lock.json) into gateway/static/graphiql/, where the gateway serves them at
 // /graphql/assets/<name>. Nothing else: no bundler, no transformation, so every file keeps the
-// subresource-integrity hash pinned in gateway/graphiql_assets.py (which checks it before use).
+// subresource-integrity hash pinned in gateway/http/graphiql/assets.py (which checks it before use).
 //
 //   node graphiql/build.mjs [output directory]     (default: gateway/static/graphiql beside this folder)
 import { createHash } from "node:crypto";
@@ -14,7 +14,7 @@ const out = resolve(process.argv[2] ?? join(here, "..", "gateway", "static", "gr
 const modules = join(here, "node_modules");
 
 // [npm package, file inside it, name it is served under (with the installed version)].
-// Keep in step with ASSETS in gateway/graphiql_assets.py.
+// Keep in step with ASSETS in gateway/http/graphiql/assets.py.
 const FILES = [
   ["graphiql", "graphiql.min.css", (v) => `graphiql-${v}.min.css`],
   ["@graphiql/plugin-explorer", "dist/style.css", (v) => `plugin-explorer-${v}.css`],

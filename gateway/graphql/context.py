@@ -9,13 +9,13 @@ from functools import partial
 from starlette.requests import Request
 from strawberry.dataloader import DataLoader
 
-from gateway.cache import PageCache
+from gateway.datasource.cache import PageCache
 from gateway.config import UPSTREAM_MAX_PER_PAGE, Settings
 from gateway.errors import Unauthenticated
-from gateway.leads import LeadReader
-from gateway.upstream.client import LeadsAPI, PageRequest
-from gateway.filters import LeadQuery
-from gateway.upstream.models import LeadPage, LeadRecord
+from gateway.datasource.reader import LeadReader
+from gateway.datasource.client import LeadsAPI, PageRequest
+from gateway.leads.filter import LeadQuery
+from gateway.leads.records import LeadPage, LeadRecord
 
 
 def bearer_token(request: Request, demo_token: str | None) -> str | None:

@@ -7,11 +7,11 @@ import asyncio
 import strawberry
 
 from gateway.errors import BadUserInput
-from gateway.filters import ALL_LEADS, LeadQuery
+from gateway.leads.filter import ALL_LEADS, LeadQuery
 from gateway.graphql.context import GatewayContext
 from gateway.graphql.types import Campaign, Lead, LeadConnection, LeadFilter, Node
-from gateway.ids import fits_graphql_int, from_global_id
-from gateway.pagination import resolve_window
+from gateway.leads.ids import fits_graphql_int, from_global_id
+from gateway.leads.pagination import resolve_window
 
 
 def to_query(f: LeadFilter | None) -> LeadQuery:

@@ -11,14 +11,14 @@ from strawberry.printer import print_schema
 from strawberry.types import Info
 from strawberry.types import ExecutionContext
 
-from gateway import request_scope
+from gateway.observability import scope as request_scope
 from gateway.config import Settings
-from gateway.graphql.documents import DocumentCache
-from gateway.graphql.errors import ErrorFormatter, ResponseWarnings, is_expected
-from gateway.graphql.limits import limit_extensions
-from gateway.graphql.observe import OperationRecorder
-from gateway.graphql.fast_execution import FastExecutionContext
-from gateway.graphql.lean import lean_resolvers
+from gateway.graphql.extensions.documents import DocumentCache
+from gateway.graphql.extensions.errors import ErrorFormatter, ResponseWarnings, is_expected
+from gateway.graphql.extensions.limits import limit_extensions
+from gateway.graphql.extensions.observe import OperationRecorder
+from gateway.graphql.execution.fast import FastExecutionContext
+from gateway.graphql.execution.lean import lean_resolvers
 from gateway.graphql.query import Query
 from gateway.graphql.scalars import SCALAR_OVERRIDES
 from gateway.graphql.types import Campaign, Lead

@@ -13,10 +13,10 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
-from gateway.ids import to_global_id
-from gateway.leads import Window
-from gateway.pagination import PageLinks, encode_cursor, page_links
-from gateway.upstream.models import CampaignRef, ContactRecord, LeadRecord
+from gateway.leads.ids import to_global_id
+from gateway.datasource.reader import Window
+from gateway.leads.pagination import PageLinks, encode_cursor, page_links
+from gateway.leads.records import CampaignRef, ContactRecord, LeadRecord
 
 
 @strawberry.enum(description="Upstream lead statuses (created, scheduled, processing, completed, "
@@ -144,16 +144,41 @@ class Lead(Node):
 
     @classmethod
     def from_record(cls, r: LeadRecord) -> Lead:
-        """The record's Lead, built once per record (resolvers never change it, so requests share it)."""
-        if r.view is None:
-            object.__setattr__(r, "view", cls(
-                id=strawberry.ID(to_global_id("Lead", r.id)), database_id=r.id, phone_number=r.phone_number,
-                variables=r.variables, customer_name=_text(r.variables, "customer_name"),
-                email=_text(r.variables, "email"), status=LeadStatus(r.status), created_at=r.created_at,
-                updated_at=r.updated_at, campaign_id=r.campaign_id,
-                campaign=Campaign.from_ref(r.campaign) if r.campaign else None,
-                secondary_contacts=[SecondaryContact.from_record(c) for c in r.secondary_contacts]))
-        return r.view
+        """The record's Lead, built once per record object (see ``_LeadViews``)."""
+        return _VIEWS.get(r)
+
+    @classmethod
+    def build(cls, r: LeadRecord) -> Lead:
+        return cls(id=strawberry.ID(to_global_id("Lead", r.id)), database_id=r.id, phone_number=r.phone_number,
+                   variables=r.variables, customer_name=_text(r.variables, "customer_name"),
+                   email=_text(r.variables, "email"), status=LeadStatus(r.status), created_at=r.created_at,
+                   updated_at=r.updated_at, campaign_id=r.campaign_id,
+                   campaign=Campaign.from_ref(r.campaign) if r.campaign else None,
+                   secondary_contacts=[SecondaryContact.from_record(c) for c in r.secondary_contacts])
+
+
+class _LeadViews:
+    """``Lead`` objects kept per record object: a cached page's records are served again and again, and
+    building a lead's objects cost more than the rest of its answer. Resolvers never change a Lead, so
+    requests share them. Keyed by ``id(record)``; each entry holds its record, so the id cannot be reused
+    while the entry lives. Bounded: cleared whole when full (rebuilding is cheap, and rare)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._by_id: dict[int, tuple[LeadRecord, Lead]] = {}
+
+    def get(self, record: LeadRecord) -> Lead:
+        hit = self._by_id.get(id(record))
+        if hit is not None and hit[0] is record:
+            return hit[1]
+        view = Lead.build(record)
+        if len(self._by_id) >= self.limit:
+            self._by_id.clear()
+        self._by_id[id(record)] = (record, view)
+        return view
+
+
+_VIEWS = _LeadViews(limit=50_000)
 
 
 @strawberry.type(description="Relay page information, exact in both directions.")

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from gateway.demo.data import dataset_for_token
-from gateway.ids import to_global_id
+from gateway.leads.ids import to_global_id
 from tests.conftest import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from gateway.demo.data import DEMO_TOKEN, dataset_for_token
-from gateway.graphiql import EXAMPLE_QUERY
-from gateway.graphiql_assets import ASSETS, local_assets_available
+from gateway.http.graphiql.page import EXAMPLE_QUERY
+from gateway.http.graphiql.assets import ASSETS, local_assets_available
 from tests.conftest import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,7 +181,7 @@ def test_example_query_and_paging_offline(make_gateway, fresh_upstream, offline)
 
 def test_the_network_fence_holds(gateway, offline, monkeypatch, tmp_path):
     """Control: without the built bundles the page falls back to the CDN, which the fence blocks."""
-    monkeypatch.setattr("gateway.graphiql_assets.STATIC_DIR", tmp_path / "absent")
+    monkeypatch.setattr("gateway.http.graphiql.assets.STATIC_DIR", tmp_path / "absent")
     offline.page.goto(f"{gateway.url}/graphql")
     offline.page.wait_for_load_state("load")
     assert {urlsplit(u).hostname for u in offline.blocked} == {"unpkg.com"} and len(offline.blocked) == 6

@@ -8,8 +8,8 @@ import time
 import httpx
 
 from gateway.demo.data import dataset_for_token
-from gateway.filters import LeadQuery
-from gateway.pagination import encode_cursor
+from gateway.leads.filter import LeadQuery
+from gateway.leads.pagination import encode_cursor
 
 Q = "query($first: Int, $after: String, $last: Int) { leads(first: $first, after: $after, last: $last) " \
     "{ totalCount nodes { databaseId } } }"

@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from gateway.demo.data import dataset_for_token
-from gateway.filters import LeadQuery
-from gateway.pagination import encode_cursor
+from gateway.leads.filter import LeadQuery
+from gateway.leads.pagination import encode_cursor
 
 Q = "query($first: Int, $after: String) { leads(first: $first, after: $after) { totalCount nodes { databaseId } } }"
 

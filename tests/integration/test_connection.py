@@ -8,8 +8,8 @@ from datetime import date
 import pytest
 
 from gateway.demo.data import dataset_for_token
-from gateway.filters import LeadQuery
-from gateway.pagination import encode_cursor
+from gateway.leads.filter import LeadQuery
+from gateway.leads.pagination import encode_cursor
 
 PAGE = """
 query Page($first: Int, $after: String, $last: Int, $before: String, $filter: LeadFilter) {

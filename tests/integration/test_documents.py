@@ -10,7 +10,7 @@ import pytest
 import strawberry.schema.schema as strawberry_schema
 from graphql.validation import validate as graphql_validate
 
-from gateway.graphql.documents import DocumentCache
+from gateway.graphql.extensions.documents import DocumentCache
 
 Q = "query Page($n: Int) { leads(first: $n) { nodes { databaseId campaign { name } } } }"
 TWO = "query A { leads(first: 1) { totalCount } } query B { leads(first: 2) { totalCount } }"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 from gateway.demo.data import dataset_for_token
-from gateway.ids import to_global_id
+from gateway.leads.ids import to_global_id
 
 ENTITIES = """query($r: [_Any!]!) { _entities(representations: $r) {
   __typename ... on Lead { databaseId customerName } ... on Campaign { databaseId name } } }"""

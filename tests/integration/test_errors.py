@@ -7,9 +7,9 @@ import socket
 import httpx
 import pytest
 
-from gateway.filters import LeadQuery
-from gateway.pagination import PageRef
-from gateway.upstream.client import LeadsAPI, PageRequest
+from gateway.leads.filter import LeadQuery
+from gateway.leads.pagination import PageRef
+from gateway.datasource.client import LeadsAPI, PageRequest
 
 Q = "{ leads(first: 3) { totalCount nodes { databaseId } } }"
 

@@ -50,10 +50,10 @@ from hypothesis.control import currently_in_test_context
 import hypothesis_graphql as hg
 
 from gateway.demo.data import dataset_for_token
-from gateway.filters import ALL_LEADS
+from gateway.leads.filter import ALL_LEADS
 from gateway.graphql.schema import schema as gateway_schema
-from gateway.ids import to_global_id
-from gateway.pagination import encode_cursor
+from gateway.leads.ids import to_global_id
+from gateway.leads.pagination import encode_cursor
 
 # --- settings ------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""GraphiQL's bundles served by the gateway (gateway/graphiql_assets.py), and the page that links them.
+"""GraphiQL's bundles served by the gateway (gateway/http/graphiql/assets.py), and the page that links them.
 
 With the bundles built (npm ci --prefix graphiql && node graphiql/build.mjs, which ./dev does), the page
 references only the gateway's own URLs; without them (or with a file that fails its pinned hash) it
@@ -20,11 +20,11 @@ from urllib.parse import urljoin
 
 import pytest
 
-from gateway import graphiql_assets
+from gateway.http.graphiql import assets as graphiql_assets
 from gateway.config import Settings
 from gateway.demo.data import DEMO_TOKEN
-from gateway.graphiql import EXAMPLE_QUERY, graphiql_html
-from gateway.graphiql_assets import ASSETS, CACHE_CONTROL, local_assets_available
+from gateway.http.graphiql.page import EXAMPLE_QUERY, graphiql_html
+from gateway.http.graphiql.assets import ASSETS, CACHE_CONTROL, local_assets_available
 from tests.conftest import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gateway.config import Settings
-from gateway.graphql.view import GatewayGraphQL
+from gateway.http.view import GatewayGraphQL
 from gateway.serving import start_in_thread
 
 GQL = "application/graphql-response+json"

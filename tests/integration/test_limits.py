@@ -13,8 +13,8 @@ import pytest
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.graphql.cors import CORSMiddleware
-from gateway.ids import to_global_id
+from gateway.http.cors import CORSMiddleware
+from gateway.leads.ids import to_global_id
 from gateway.serving import start_in_thread
 
 GQL = {"Accept": "application/graphql-response+json"}

@@ -6,7 +6,7 @@ import base64
 from datetime import UTC, datetime
 
 from gateway.demo.data import dataset_for_token
-from gateway.ids import to_global_id
+from gateway.leads.ids import to_global_id
 
 LEAD_FIELDS = """
   id databaseId phoneNumber variables customerName email status createdAt updatedAt campaignId

@@ -10,7 +10,7 @@ import pytest
 from starlette.routing import Route
 
 from gateway.demo.data import dataset_for_token
-from gateway.graphql.view import GatewayGraphQL
+from gateway.http.view import GatewayGraphQL
 
 Q = "query Window($first: Int) { leads(first: $first) { totalCount nodes { databaseId } } }"
 Q2 = "query Other($first: Int) { leads(first: $first) { nodes { databaseId } } } " \

@@ -21,18 +21,19 @@ from functools import partial
 
 import pytest
 
-from gateway.cache.codec import Entry, decode, encode
-from gateway.cache.keys import LEADS_PATH, PREFIX, KeyMaker
-from gateway.cache.page_cache import PageCache, Served
-from gateway.cache.singleflight import SingleFlight
-from gateway.cache.stores import MemoryStore
+from gateway.datasource.cache.codec import Entry, decode, encode
+from gateway.datasource.cache.keys import LEADS_PATH, PREFIX, KeyMaker
+from gateway.datasource.cache.page_cache import PageCache, Served
+from gateway.datasource.cache.singleflight import SingleFlight
+from gateway.datasource.cache.stores import MemoryStore
 from gateway.demo.data import dataset_for_token
 from gateway.errors import RateLimited, UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
-from gateway.filters import ALL_LEADS, LeadQuery
-from gateway.leads import LeadReader
-from gateway.pagination import PageRef, encode_cursor, resolve_window
-from gateway.stats import Stats
-from gateway.upstream.models import LeadPage, parse_page
+from gateway.leads.filter import ALL_LEADS, LeadQuery
+from gateway.datasource.reader import LeadReader
+from gateway.leads.pagination import PageRef, encode_cursor, resolve_window
+from gateway.observability.stats import Stats
+from gateway.leads.records import LeadPage
+from gateway.datasource.parse import parse_page
 from tests.unit.test_reader import InMemoryUpstream, make_records
 
 TTL = 0.2  # short freshness lifetime for the timing tests

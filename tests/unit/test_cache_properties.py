@@ -9,12 +9,12 @@ from datetime import UTC, date, datetime, timedelta
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gateway.cache.codec import Entry, decode, encode
-from gateway.cache.keys import KeyMaker
+from gateway.datasource.cache.codec import Entry, decode, encode
+from gateway.datasource.cache.keys import KeyMaker
 from gateway.errors import BadUserInput
-from gateway.filters import PHONE_MAX_LENGTH, LeadQuery
-from gateway.pagination import PageRef
-from gateway.upstream.models import STATUSES, CampaignRef, ContactRecord, LeadPage, LeadRecord
+from gateway.leads.filter import PHONE_MAX_LENGTH, LeadQuery
+from gateway.leads.pagination import PageRef
+from gateway.leads.records import STATUSES, CampaignRef, ContactRecord, LeadPage, LeadRecord
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -23,9 +23,9 @@ from gateway.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from gateway.filters import LeadQuery
-from gateway.pagination import PageRef
-from gateway.upstream.client import PageRequest, error_from_response, retry_after_seconds
+from gateway.leads.filter import LeadQuery
+from gateway.leads.pagination import PageRef
+from gateway.datasource.client import PageRequest, error_from_response, retry_after_seconds
 
 TOKEN = "tok-3f9c2b71d0e84a6f"
 URL = "https://call.aiployees.com/api/user/leads"

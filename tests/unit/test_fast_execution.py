@@ -9,8 +9,8 @@ from enum import Enum
 import pytest
 import strawberry
 
-from gateway.graphql.fast_execution import FastExecutionContext
-from gateway.graphql.lean import lean_resolvers
+from gateway.graphql.execution.fast import FastExecutionContext
+from gateway.graphql.execution.lean import lean_resolvers
 
 
 @strawberry.enum

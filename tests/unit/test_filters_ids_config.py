@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from gateway.config import DEFAULT_UPSTREAM_URL, ConfigError, Settings
 from gateway.errors import BadUserInput
-from gateway.filters import ALL_LEADS, LeadQuery
-from gateway.ids import from_global_id, to_global_id
+from gateway.leads.filter import ALL_LEADS, LeadQuery
+from gateway.leads.ids import from_global_id, to_global_id
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 STATUSES = ["created", "scheduled", "processing", "completed", "rescheduled", "reached-max-retries", "blacklisted"]

@@ -12,7 +12,7 @@ from graphql.language.parser import Parser
 from hypothesis import given, settings, strategies as st
 
 from gateway.config import Settings
-from gateway.graphql.limits import Limits, Measure, check_document, check_operation, count_tokens, measure
+from gateway.graphql.extensions.limits import Limits, Measure, check_document, check_operation, count_tokens, measure
 from gateway.graphql.schema import schema
 
 SCHEMA = schema._schema

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import BadUserInput
-from gateway.filters import ALL_LEADS, LeadQuery
-from gateway.leads import LeadReader
-from gateway.pagination import (
+from gateway.leads.filter import ALL_LEADS, LeadQuery
+from gateway.datasource.reader import LeadReader
+from gateway.leads.pagination import (
     Cursor,
     PageRef,
     WindowRequest,

@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.filters import ALL_LEADS, LeadQuery
-from gateway.leads import LOOKUP_CONCURRENCY, LeadReader
-from gateway.pagination import encode_cursor, resolve_window
-from gateway.upstream.client import PageRequest
-from gateway.upstream.models import LeadPage, LeadRecord
+from gateway.leads.filter import ALL_LEADS, LeadQuery
+from gateway.datasource.reader import LOOKUP_CONCURRENCY, LeadReader
+from gateway.leads.pagination import encode_cursor, resolve_window
+from gateway.datasource.client import PageRequest
+from gateway.leads.records import LeadPage, LeadRecord
 
 UPSTREAM_MAX_PER_PAGE = 100
 BASE_TIME = datetime(2025, 6, 30, 11, 18, 4, tzinfo=UTC)

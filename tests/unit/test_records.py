@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import UpstreamBadResponse
-from gateway.upstream.models import CampaignRef, ContactRecord, LeadPage, LeadRecord, parse_page
+from gateway.leads.records import CampaignRef, ContactRecord, LeadPage, LeadRecord
+from gateway.datasource.parse import parse_page
 
 SEED = Path("/work/shared/seed-leads-endpoint.txt")
 T0 = datetime(2025, 6, 30, 11, 18, 4, tzinfo=UTC)

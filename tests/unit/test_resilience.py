@@ -8,7 +8,7 @@ import pytest
 
 from gateway.errors import (Forbidden, RateLimited, UpstreamBadResponse, UpstreamRejected, UpstreamTimeout,
                             UpstreamUnauthenticated, UpstreamUnavailable)
-from gateway.upstream.resilience import BACKOFF_MAX, CircuitBreaker, is_outage, retry_delay
+from gateway.datasource.resilience import BACKOFF_MAX, CircuitBreaker, is_outage, retry_delay
 
 
 @pytest.mark.parametrize("error,retried", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import ConfigError, Settings
-from gateway.graphql.result_cache import ENTRY_OVERHEAD, ResultCache, result_key
+from gateway.http.result_cache import ENTRY_OVERHEAD, ResultCache, result_key
 
 CT = "application/json; charset=utf-8"
 

@@ -8,9 +8,9 @@ import re
 import secrets
 import time
 
-from gateway import request_scope
-from gateway.request_scope import RequestScope
-from gateway.stats import Stats
+from gateway.observability import scope as request_scope
+from gateway.observability.scope import RequestScope
+from gateway.observability.stats import Stats
 
 log = logging.getLogger("gateway.request")
 _ID_PREFIX = secrets.token_hex(8)  # request ids: unique per process start, then a counter (no entropy per request)

@@ -15,63 +15,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from gateway.errors import UpstreamBadResponse
+from gateway.leads.records import STATUSES, CampaignRef, ContactRecord, LeadPage, LeadRecord
 
-STATUSES = ("created", "scheduled", "processing", "completed", "rescheduled",
-            "reached-max-retries", "blacklisted")
 _STATUS_SET = frozenset(STATUSES)
 _INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit() also accepts "²"
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignRef:
-    id: int
-    name: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ContactRecord:
-    id: int
-    phone_number: str
-    variables: dict[str, Any]
-    status: str
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class LeadRecord:
-    id: int
-    campaign_id: int | None
-    phone_number: str
-    variables: dict[str, Any]
-    status: str
-    created_at: datetime
-    updated_at: datetime
-    campaign: CampaignRef | None
-    secondary_contacts: tuple[ContactRecord, ...]
-    # What the GraphQL layer built from this record, kept with it (a record is immutable, and a cached
-    # page's records are served again and again): not part of its value.
-    view: Any = field(default=None, init=False, compare=False, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class LeadPage:
-    """One upstream page; ``offset`` is the list position of ``items[0]``."""
-
-    page: int
-    per_page: int
-    total: int
-    last_page: int
-    items: tuple[LeadRecord, ...]
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.per_page
 
 
 class _Bad(Exception):

@@ -48,12 +48,12 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
-from gateway import request_scope
+from gateway.observability import scope as request_scope
 from gateway.config import Settings
-from gateway.graphiql import graphiql_html
+from gateway.http.graphiql.page import graphiql_html
 from gateway.graphql.context import GatewayContext, bearer_token, wants_fresh
-from gateway.graphql.limits import Limits, check_document, document_bytes
-from gateway.graphql.protocol import (
+from gateway.graphql.extensions.limits import Limits, check_document, document_bytes
+from gateway.http.protocol import (
     JSON,
     GRAPHQL_RESPONSE_JSON,
     HTTPError,
@@ -68,7 +68,7 @@ from gateway.graphql.protocol import (
     read_body,
     wants_html,
 )
-from gateway.graphql.result_cache import ResultCache, result_key
+from gateway.http.result_cache import ResultCache, result_key
 from gateway.graphql.schema import build_schema
 
 log = logging.getLogger("gateway.http")

@@ -28,10 +28,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-log = logging.getLogger("gateway.graphiql")
+log = logging.getLogger("gateway.http.graphiql.page")
 
 #: Where the build step puts the files (a package-data folder of the wheel; gitignored).
-STATIC_DIR = Path(__file__).resolve().parent / "static" / "graphiql"
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static" / "graphiql"
 
 #: URL path the files are served under; the page links them relative to ``/graphql``.
 ROUTE_PREFIX = "/graphql/assets"

@@ -18,9 +18,9 @@ from urllib.parse import urlparse
 from aiocache import SimpleMemoryCache
 from aiocache.serializers import NullSerializer
 
-from gateway.cache.codec import Entry, decode, encode
+from gateway.datasource.cache.codec import Entry, decode, encode
 
-log = logging.getLogger("gateway.cache")
+log = logging.getLogger("gateway.datasource.cache")
 
 
 class MemoryStore:

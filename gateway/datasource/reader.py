@@ -11,10 +11,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from gateway.filters import ALL_LEADS, LeadQuery
-from gateway.pagination import PageRef, WindowRequest, collect, plan, probe_page
-from gateway.upstream.client import PageRequest
-from gateway.upstream.models import LeadPage, LeadRecord
+from gateway.leads.filter import ALL_LEADS, LeadQuery
+from gateway.leads.pagination import PageRef, WindowRequest, collect, plan, probe_page
+from gateway.datasource.client import PageRequest
+from gateway.leads.records import LeadPage, LeadRecord
 
 LoadPage = Callable[[PageRequest], Awaitable[LeadPage]]
 CachedPages = Callable[[LeadQuery], Awaitable[list[LeadPage]]]

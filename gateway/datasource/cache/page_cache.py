@@ -20,17 +20,17 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from gateway import request_scope
-from gateway.cache.codec import Entry
-from gateway.cache.keys import KeyMaker
-from gateway.cache.singleflight import SingleFlight
+from gateway.observability import scope as request_scope
+from gateway.datasource.cache.codec import Entry
+from gateway.datasource.cache.keys import KeyMaker
+from gateway.datasource.cache.singleflight import SingleFlight
 from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable, error_from_note, error_to_note
-from gateway.filters import LeadQuery
-from gateway.pagination import PageRef
-from gateway.stats import Stats
-from gateway.upstream.models import LeadPage, LeadRecord
+from gateway.leads.filter import LeadQuery
+from gateway.leads.pagination import PageRef
+from gateway.observability.stats import Stats
+from gateway.leads.records import LeadPage, LeadRecord
 
-log = logging.getLogger("gateway.cache")
+log = logging.getLogger("gateway.datasource.cache")
 Fetch = Callable[[], Awaitable[LeadPage]]
 
 MAX_LEASE_SECONDS = 2.0  # how long a crashed holder can stall other instances; renewed while the holder works

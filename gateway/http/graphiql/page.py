@@ -14,8 +14,8 @@ from functools import lru_cache
 from html import escape
 from pathlib import Path
 
-from gateway import graphiql_assets
-from gateway.graphiql_assets import ASSETS, Asset
+from gateway.http.graphiql import assets as graphiql_assets
+from gateway.http.graphiql.assets import ASSETS, Asset
 
 EXAMPLE_QUERY = """\
 # leads-gateway: your leads as a Relay connection over the upstream's pages.

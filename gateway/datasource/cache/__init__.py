@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from gateway.cache.page_cache import PageCache, Served
-from gateway.cache.stores import MemoryStore, RedisStore, ResilientStore
+from gateway.datasource.cache.page_cache import PageCache, Served
+from gateway.datasource.cache.stores import MemoryStore, RedisStore, ResilientStore
 from gateway.config import Settings
-from gateway.stats import Stats
+from gateway.observability.stats import Stats
 
 __all__ = ["PageCache", "Served", "build_page_cache"]
 

@@ -12,8 +12,8 @@ import hmac
 import secrets
 from urllib.parse import urlencode
 
-from gateway.filters import LeadQuery
-from gateway.pagination import PageRef
+from gateway.leads.filter import LeadQuery
+from gateway.leads.pagination import PageRef
 
 PREFIX = "lg1"
 CALLERS_REMEMBERED = 10_000

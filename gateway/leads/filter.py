@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from gateway.errors import BadUserInput
-from gateway.upstream.models import STATUSES
+from gateway.leads.records import STATUSES
 
 PHONE_MAX_LENGTH = 255  # the upstream's validation limit
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from strawberry.extensions import SchemaExtension
 
-from gateway import request_scope, tracing
+from gateway.observability import scope as request_scope, tracing
 
 
 class OperationRecorder(SchemaExtension):

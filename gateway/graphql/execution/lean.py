@@ -14,7 +14,7 @@ from typing import Any
 from graphql import GraphQLObjectType
 from strawberry import Schema
 
-from gateway.graphql.fast_execution import DEFINITION, PLAIN
+from gateway.graphql.execution.fast import DEFINITION, PLAIN
 
 
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import httpx
 import orjson
 
-from gateway import request_scope, tracing
+from gateway.observability import scope as request_scope, tracing
 from gateway.errors import (
     Forbidden,
     GatewayError,
@@ -28,11 +28,12 @@ from gateway.errors import (
     UpstreamUnauthenticated,
     UpstreamUnavailable,
 )
-from gateway.filters import LeadQuery
-from gateway.pagination import PageRef
-from gateway.stats import Stats
-from gateway.upstream.resilience import CircuitBreaker, is_outage, retry_delay
-from gateway.upstream.models import LeadPage, parse_page
+from gateway.leads.filter import LeadQuery
+from gateway.leads.pagination import PageRef
+from gateway.observability.stats import Stats
+from gateway.datasource.resilience import CircuitBreaker, is_outage, retry_delay
+from gateway.leads.records import LeadPage
+from gateway.datasource.parse import parse_page
 
 # Upstream query parameter -> the GraphQL argument a client set, for 422 field errors.
 ARGUMENT_FOR_PARAM = {

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.upstream.models import CampaignRef, ContactRecord, LeadPage, LeadRecord
+from gateway.leads.records import CampaignRef, ContactRecord, LeadPage, LeadRecord
 
 
 @dataclass(frozen=True, slots=True)
