@@ -29,6 +29,9 @@ class Settings:
     document_cache_bytes: int = 1024 * 1024  # parsed and validated documents, bytes of their text; 0: off
     max_page_size: int = 100
     upstream_timeout: float = 10.0
+    # Largest upstream answer read, in bytes: a page of 100 leads is about 100 kB; over it the answer is
+    # refused (UPSTREAM_BAD_RESPONSE) and the connection dropped, never buffered whole.
+    upstream_max_bytes: int = 8 * 1024 * 1024
     # How many upstream pages of 100 a by-id lookup may scan (no single-lead endpoint upstream).
     lookup_max_pages: int = 10
     graphiql: bool = True
@@ -52,6 +55,9 @@ class Settings:
     max_cost: int = 2_500  # leads a query may ask for, page sizes multiplied through nested lists
     max_batch: int = 10  # operations in one batched request (a JSON array body)
     introspection: bool = True
+    # The direct walk over plain objects (graphql/execution/): off, or on a strawberry/graphql-core the
+    # compat check does not know, graphql-core's own executor runs every operation.
+    fast_execution: bool = True
     cors_origins: tuple[str, ...] = ()  # allowed browser origins; empty: same-origin only
     # Shutdown.
     shutdown_grace: float = 20.0  # seconds in-flight requests get to finish after SIGTERM
@@ -73,6 +79,8 @@ class Settings:
                                              integer=True)),
             max_page_size=int(_number(env, "GATEWAY_MAX_PAGE_SIZE", 100, minimum=1, integer=True)),
             upstream_timeout=_number(env, "GATEWAY_UPSTREAM_TIMEOUT", 10.0, minimum=0.001),
+            upstream_max_bytes=int(_number(env, "GATEWAY_UPSTREAM_MAX_BYTES", 8 * 1024 * 1024, minimum=1024,
+                                           integer=True)),
             lookup_max_pages=int(_number(env, "GATEWAY_LOOKUP_MAX_PAGES", 10, minimum=1, integer=True)),
             graphiql=_flag(env, "GATEWAY_GRAPHIQL", True),
             demo_token=env.get("GATEWAY_DEMO_TOKEN") or None,
@@ -91,6 +99,7 @@ class Settings:
             max_cost=int(_number(env, "GATEWAY_MAX_COST", 2_500, minimum=1, integer=True)),
             max_batch=int(_number(env, "GATEWAY_MAX_BATCH", 10, minimum=0, integer=True)),
             introspection=_flag(env, "GATEWAY_INTROSPECTION", True),
+            fast_execution=_flag(env, "GATEWAY_FAST_EXECUTION", True),
             cors_origins=tuple(o.strip() for o in env.get("GATEWAY_CORS_ORIGINS", "").split(",") if o.strip()),
             shutdown_grace=_number(env, "GATEWAY_SHUTDOWN_GRACE", 20.0, minimum=0),
         )

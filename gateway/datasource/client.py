@@ -28,7 +28,7 @@ from gateway.errors import (
     UpstreamUnauthenticated,
     UpstreamUnavailable,
 )
-from gateway.leads.filter import LeadQuery
+from gateway.leads.filter import ListFilter
 from gateway.leads.pagination import PageRef
 from gateway.observability.stats import Stats
 from gateway.datasource.resilience import CircuitBreaker, is_outage, retry_delay
@@ -51,7 +51,7 @@ ARGUMENT_FOR_PARAM = {
 class PageRequest:
     """One upstream call: a filter and a page. Hashable: it is the key for dedup and caching."""
 
-    query: LeadQuery
+    query: ListFilter
     page: PageRef
 
     @property

@@ -11,17 +11,17 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from gateway.leads.filter import ALL_LEADS, LeadQuery
+from gateway.leads.filter import ALL_LEADS, ListFilter
 from gateway.leads.pagination import PageRef, WindowRequest, collect, plan, probe_page
 from gateway.datasource.client import PageRequest
 from gateway.leads.records import LeadPage, LeadRecord
 
 LoadPage = Callable[[PageRequest], Awaitable[LeadPage]]
-CachedPages = Callable[[LeadQuery], Awaitable[list[LeadPage]]]
+CachedPages = Callable[[ListFilter], Awaitable[list[LeadPage]]]
 SeenLeads = Callable[[Sequence[int]], dict[int, LeadRecord]]
 
 
-async def _nothing_cached(query: LeadQuery) -> list[LeadPage]:
+async def _nothing_cached(query: ListFilter) -> list[LeadPage]:
     return []
 
 
@@ -37,7 +37,7 @@ CAMPAIGN_PAGE = PageRef(1, 15)  # the default window of Campaign.leads, so name 
 class Window:
     """The leads at positions ``[start, start + len(leads))`` of a list of ``total`` leads."""
 
-    query: LeadQuery
+    query: ListFilter
     start: int
     stop: int
     total: int
@@ -73,7 +73,7 @@ class LeadReader:
     lookup_max_pages: int = 10
     warnings: list[dict] = field(default_factory=list)
 
-    async def window(self, query: LeadQuery, request: WindowRequest) -> Window:
+    async def window(self, query: ListFilter, request: WindowRequest) -> Window:
         # Pages already cached for this caller and filter (any size) count as in hand: the planner only
         # asks the upstream for what they do not cover, and the newest of them can tell the list's total.
         cached = await self.cached_pages(query)
@@ -118,7 +118,7 @@ class LeadReader:
         leads = collect(((p.offset, p.items) for p in pages), start, min(stop, max(total, start)))
         return Window(query, start, stop, total, tuple(leads), tuple(warnings))
 
-    async def _cover(self, query: LeadQuery, start: int, stop: int, known: list[LeadPage], *,
+    async def _cover(self, query: ListFilter, start: int, stop: int, known: list[LeadPage], *,
                      total_known: bool) -> list[LeadPage]:
         """Pages covering ``[start, stop)``: newly fetched ones (concurrently) first, then those in hand
         that overlap the window. An empty window needs no page once the total is known."""
@@ -162,7 +162,7 @@ class LeadReader:
         """The first page of a campaign's leads (its name comes from them)."""
         return await self._load(ALL_LEADS.with_campaign(campaign_id), CAMPAIGN_PAGE)
 
-    def _load(self, query: LeadQuery, ref: PageRef) -> Awaitable[LeadPage]:
+    def _load(self, query: ListFilter, ref: PageRef) -> Awaitable[LeadPage]:
         return self.load_page(PageRequest(query, ref))
 
     @staticmethod

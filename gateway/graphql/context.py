@@ -14,7 +14,7 @@ from gateway.config import UPSTREAM_MAX_PER_PAGE, Settings
 from gateway.errors import Unauthenticated
 from gateway.datasource.reader import LeadReader
 from gateway.datasource.client import LeadsAPI, PageRequest
-from gateway.leads.filter import LeadQuery
+from gateway.leads.filter import ListFilter
 from gateway.leads.records import LeadPage, LeadRecord
 
 
@@ -65,7 +65,7 @@ class GatewayContext:
             self._caller = self.cache.caller(self.token)
         return self._caller
 
-    async def _fresh_pages(self, query: LeadQuery) -> list[LeadPage]:
+    async def _fresh_pages(self, query: ListFilter) -> list[LeadPage]:
         caller = self.caller
         return [] if self.bypass_cache else await self.cache.fresh_pages(caller, query)
 

@@ -7,17 +7,17 @@ import asyncio
 import strawberry
 
 from gateway.errors import BadUserInput
-from gateway.leads.filter import ALL_LEADS, LeadQuery
+from gateway.leads.filter import ALL_LEADS, ListFilter
 from gateway.graphql.context import GatewayContext
 from gateway.graphql.types import Campaign, Lead, LeadConnection, LeadFilter, Node
 from gateway.leads.ids import fits_graphql_int, from_global_id
 from gateway.leads.pagination import resolve_window
 
 
-def to_query(f: LeadFilter | None) -> LeadQuery:
+def to_query(f: LeadFilter | None) -> ListFilter:
     if f is None:
         return ALL_LEADS
-    return LeadQuery.build(status=f.status.value if f.status else None, campaign_id=f.campaign_id,
+    return ListFilter.build(status=f.status.value if f.status else None, campaign_id=f.campaign_id,
                            phone_number=f.phone_number, date_from=f.created_from, date_to=f.created_to)
 
 

@@ -1,4 +1,4 @@
-"""``LeadQuery``: the caller's filter as canonical upstream query parameters (no I/O, no strawberry)."""
+"""``ListFilter``: the caller's filter as canonical upstream query parameters (no I/O, no strawberry)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ PHONE_MAX_LENGTH = 255  # the upstream's validation limit
 
 
 @dataclass(frozen=True, slots=True)
-class LeadQuery:
+class ListFilter:
     """A validated filter. ``params`` is sorted, so equal filters give equal keys and cursors."""
 
     status: str | None = None
@@ -38,7 +38,7 @@ class LeadQuery:
 
     @classmethod
     def build(cls, *, status: str | None = None, campaign_id: int | None = None, phone_number: str | None = None,
-              date_from: date | None = None, date_to: date | None = None) -> LeadQuery:
+              date_from: date | None = None, date_to: date | None = None) -> ListFilter:
         # Laravel's ConvertEmptyStringsToNull makes an empty phone filter mean "no filter"; mirror it.
         phone = phone_number.strip() if phone_number is not None else None
         return cls(status=status, campaign_id=campaign_id, phone_number=phone or None,
@@ -61,13 +61,13 @@ class LeadQuery:
         raw = urlencode(self.params).encode()  # escaped, so no two filters share an encoding
         return base64.urlsafe_b64encode(hashlib.sha256(raw).digest()[:6]).decode()
 
-    def with_campaign(self, campaign_id: int) -> LeadQuery:
+    def with_campaign(self, campaign_id: int) -> ListFilter:
         """This filter narrowed to one campaign (``Campaign.leads``)."""
         if self.campaign_id is not None and self.campaign_id != campaign_id:
             raise BadUserInput(
                 f"filter.campaignId ({self.campaign_id}) differs from this campaign ({campaign_id}).",
                 field="filter.campaignId")
-        return LeadQuery(self.status, campaign_id, self.phone_number, self.date_from, self.date_to)
+        return ListFilter(self.status, campaign_id, self.phone_number, self.date_from, self.date_to)
 
 
 def _encodable(text: str) -> bool:
@@ -79,4 +79,4 @@ def _encodable(text: str) -> bool:
     return True
 
 
-ALL_LEADS = LeadQuery()
+ALL_LEADS = ListFilter()

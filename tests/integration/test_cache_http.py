@@ -8,7 +8,7 @@ import time
 import httpx
 
 from gateway.demo.data import dataset_for_token
-from gateway.leads.filter import LeadQuery
+from gateway.leads.filter import ListFilter
 from gateway.leads.pagination import encode_cursor
 
 Q = "query($first: Int, $after: String, $last: Int) { leads(first: $first, after: $after, last: $last) " \
@@ -20,7 +20,7 @@ def ids(body: dict) -> list[int]:
 
 
 def cursor(token: str, position: int) -> str:
-    return encode_cursor(position, LeadQuery().fingerprint, len(dataset_for_token(token)))
+    return encode_cursor(position, ListFilter().fingerprint, len(dataset_for_token(token)))
 
 
 async def test_a_hundred_concurrent_identical_queries_make_one_upstream_call(make_gateway, fresh_upstream, token):

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from gateway.demo.data import dataset_for_token
-from gateway.leads.filter import LeadQuery
+from gateway.leads.filter import ListFilter
 from gateway.leads.pagination import encode_cursor
 
 Q = "query($first: Int, $after: String) { leads(first: $first, after: $after) { totalCount nodes { databaseId } } }"
@@ -136,7 +136,7 @@ async def test_a_burst_over_three_instances_makes_one_upstream_call(three_instan
         assert len(fresh_upstream.calls(token)) == 1
 
         # A window inside that page, asked of each instance: served from the shared cache.
-        after = encode_cursor(4, LeadQuery().fingerprint, len(dataset_for_token(token)))
+        after = encode_cursor(4, ListFilter().fingerprint, len(dataset_for_token(token)))
         for url in three_instances:
             r = await client.post(f"{url}/graphql", json={"query": Q, "variables": {"first": 5, "after": after}},
                                   headers=headers)

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from gateway.demo.data import dataset_for_token
-from gateway.leads.filter import LeadQuery
+from gateway.leads.filter import ListFilter
 from gateway.leads.pagination import encode_cursor
 
 PAGE = """
@@ -111,7 +111,7 @@ def test_default_window_is_the_first_15_in_one_upstream_call(gateway, fresh_upst
 def test_random_windows_match_ground_truth_with_the_fewest_calls(gateway, fresh_upstream, token):
     """Random windows in both directions; each answer is checked, and calls per window are counted."""
     expected = [r["id"] for r in truth(token)]
-    fp = LeadQuery().fingerprint
+    fp = ListFilter().fingerprint
     rng = random.Random(7)
     calls_per_window = []
     for _ in range(60):
@@ -201,13 +201,13 @@ def test_page_cursors_jump_to_any_page(gateway, fresh_upstream, token):
 def test_a_cursor_issued_under_another_total_is_flagged(gateway, fresh_upstream, token):
     """Offset pagination shifts when leads are added; the cursor remembers the total it was issued under."""
     total = len(truth(token))
-    stale = encode_cursor(9, LeadQuery().fingerprint, total - 3)
+    stale = encode_cursor(9, ListFilter().fingerprint, total - 3)
     body = gateway.gql(PAGE, {"first": 5, "after": stale}, token)
     assert ids(body["data"]["leads"]) == [r["id"] for r in truth(token)][10:15]
     warning = body["extensions"]["warnings"][0]
     assert warning["code"] == "LIST_SHIFTED"
     assert (warning["cursorTotal"], warning["total"]) == (total - 3, total)
-    fresh = encode_cursor(9, LeadQuery().fingerprint, total)
+    fresh = encode_cursor(9, ListFilter().fingerprint, total)
     assert "extensions" not in gateway.gql(PAGE, {"first": 5, "after": fresh}, token) or \
         not gateway.gql(PAGE, {"first": 5, "after": fresh}, token).get("extensions", {}).get("warnings")
 
@@ -239,7 +239,7 @@ def test_empty_window_and_past_the_end(gateway, fresh_upstream, token):
     zero = page(gateway, token, first=0)
     assert zero["nodes"] == [] and zero["totalCount"] == total
     assert zero["pageInfo"]["startCursor"] is None and zero["pageInfo"]["hasNextPage"] is True
-    end = encode_cursor(total - 1, LeadQuery().fingerprint, total)
+    end = encode_cursor(total - 1, ListFilter().fingerprint, total)
     past = page(gateway, token, first=10, after=end)
     assert past["nodes"] == [] and past["pageInfo"]["hasNextPage"] is False
     assert past["pageInfo"]["hasPreviousPage"] is True

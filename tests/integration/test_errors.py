@@ -7,7 +7,7 @@ import socket
 import httpx
 import pytest
 
-from gateway.leads.filter import LeadQuery
+from gateway.leads.filter import ListFilter
 from gateway.leads.pagination import PageRef
 from gateway.datasource.client import LeadsAPI, PageRequest
 
@@ -92,7 +92,7 @@ async def test_upstream_422_is_bad_user_input_with_field_errors(upstream):
     """The planner never sends an invalid page, so drive the client directly against the demo upstream."""
     async with httpx.AsyncClient() as client:
         api = LeadsAPI(client, upstream.url, timeout=5)
-        bad = PageRequest(LeadQuery(), PageRef(1, 101))
+        bad = PageRequest(ListFilter(), PageRef(1, 101))
         with pytest.raises(Exception) as info:
             await api.fetch_page("someone", bad)
     ext = info.value.extensions
@@ -155,7 +155,7 @@ async def test_an_upstream_that_caps_per_page_is_a_bad_response():
         async with httpx.AsyncClient() as client:
             api = LeadsAPI(client, server.url, timeout=5)
             with pytest.raises(Exception) as info:
-                await api.fetch_page("someone", PageRequest(LeadQuery(), PageRef(2, 100)))
+                await api.fetch_page("someone", PageRequest(ListFilter(), PageRef(2, 100)))
     finally:
         server.stop()
     assert info.value.extensions["code"] == "UPSTREAM_BAD_RESPONSE"

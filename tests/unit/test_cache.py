@@ -28,7 +28,7 @@ from gateway.datasource.cache.singleflight import SingleFlight
 from gateway.datasource.cache.stores import MemoryStore
 from gateway.demo.data import dataset_for_token
 from gateway.errors import RateLimited, UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
-from gateway.leads.filter import ALL_LEADS, LeadQuery
+from gateway.leads.filter import ALL_LEADS, ListFilter
 from gateway.datasource.reader import LeadReader
 from gateway.leads.pagination import PageRef, encode_cursor, resolve_window
 from gateway.observability.stats import Stats
@@ -124,7 +124,7 @@ async def caches():
         await cache.close()
 
 
-Q = LeadQuery.build(status="completed")
+Q = ListFilter.build(status="completed")
 REF = PageRef(1, 10)
 
 
@@ -135,11 +135,11 @@ def test_equal_filters_built_any_way_share_a_group_key():
     caller = km.caller("token")
     d1, d2 = date(2025, 1, 1), date(2025, 2, 1)
     variants = [
-        LeadQuery.build(status="completed", campaign_id=7, phone_number="+1555", date_from=d1, date_to=d2),
-        LeadQuery.build(date_to=d2, date_from=d1, phone_number="+1555", campaign_id=7, status="completed"),
-        LeadQuery.build(phone_number="  +1555\t", status="completed", date_to=d2, campaign_id=7, date_from=d1),
-        LeadQuery(status="completed", campaign_id=7, phone_number="+1555", date_from=d1, date_to=d2),
-        LeadQuery.build(status="completed", phone_number="+1555", date_from=d1, date_to=d2).with_campaign(7),
+        ListFilter.build(status="completed", campaign_id=7, phone_number="+1555", date_from=d1, date_to=d2),
+        ListFilter.build(date_to=d2, date_from=d1, phone_number="+1555", campaign_id=7, status="completed"),
+        ListFilter.build(phone_number="  +1555\t", status="completed", date_to=d2, campaign_id=7, date_from=d1),
+        ListFilter(status="completed", campaign_id=7, phone_number="+1555", date_from=d1, date_to=d2),
+        ListFilter.build(status="completed", phone_number="+1555", date_from=d1, date_to=d2).with_campaign(7),
     ]
     assert len({km.group(caller, q) for q in variants}) == 1
 
@@ -148,9 +148,9 @@ def test_equal_filters_built_any_way_share_a_group_key():
 def test_empty_phone_is_no_phone_in_the_key(phone):
     km = KeyMaker("s")
     caller = km.caller("t")
-    assert km.group(caller, LeadQuery.build(phone_number=phone)) == km.group(caller, ALL_LEADS)
-    assert km.group(caller, LeadQuery.build(status="created", phone_number=phone)) == \
-        km.group(caller, LeadQuery(status="created"))
+    assert km.group(caller, ListFilter.build(phone_number=phone)) == km.group(caller, ALL_LEADS)
+    assert km.group(caller, ListFilter.build(status="created", phone_number=phone)) == \
+        km.group(caller, ListFilter(status="created"))
 
 
 def test_different_filters_give_different_group_keys():
@@ -159,13 +159,13 @@ def test_different_filters_give_different_group_keys():
     d = date(2025, 3, 4)
     queries = [
         ALL_LEADS,
-        LeadQuery(status="created"), LeadQuery(status="completed"),
-        LeadQuery(campaign_id=1), LeadQuery(campaign_id=11), LeadQuery(campaign_id=1, status="created"),
-        LeadQuery(phone_number="+1"), LeadQuery(phone_number="+11"), LeadQuery(phone_number="1"),
-        LeadQuery(phone_number="a&status=created"), LeadQuery(phone_number="a", status="created"),
-        LeadQuery(phone_number="x#page=1&per_page=10"),
-        LeadQuery(date_from=d), LeadQuery(date_to=d), LeadQuery(date_from=d, date_to=d),
-        LeadQuery(date_from=d + timedelta(days=1)),
+        ListFilter(status="created"), ListFilter(status="completed"),
+        ListFilter(campaign_id=1), ListFilter(campaign_id=11), ListFilter(campaign_id=1, status="created"),
+        ListFilter(phone_number="+1"), ListFilter(phone_number="+11"), ListFilter(phone_number="1"),
+        ListFilter(phone_number="a&status=created"), ListFilter(phone_number="a", status="created"),
+        ListFilter(phone_number="x#page=1&per_page=10"),
+        ListFilter(date_from=d), ListFilter(date_to=d), ListFilter(date_from=d, date_to=d),
+        ListFilter(date_from=d + timedelta(days=1)),
     ]
     keys = [km.group(caller, q) for q in queries]
     assert len(set(keys)) == len(queries)
@@ -191,7 +191,7 @@ def test_key_layout_is_prefix_hmac_of_token_path_and_params():
     expected = hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()[:32]
     assert caller == expected
     assert caller != hashlib.sha256(token.encode()).hexdigest()[:32]  # keyed: not a plain digest
-    assert km.group(caller, LeadQuery(status="created", campaign_id=3)) == \
+    assert km.group(caller, ListFilter(status="created", campaign_id=3)) == \
         f"{PREFIX}:{expected}:{LEADS_PATH}?campaign_id=3&status=created"
 
 
@@ -204,7 +204,7 @@ def test_the_token_never_appears_in_a_key(token):
     for secret in ("s", "another-secret", "x" * 64):
         km = KeyMaker(secret)
         caller = km.caller(token)
-        group = km.group(caller, LeadQuery.build(status="created", phone_number="+15550001"))
+        group = km.group(caller, ListFilter.build(status="created", phone_number="+15550001"))
         for key in (caller, group, km.page(group, PageRef(3, 25))):
             assert token not in key
             assert token.encode().hex() not in key
@@ -868,7 +868,7 @@ async def test_stale_if_error_window_is_checked_even_when_the_store_keeps_the_en
 async def test_fresh_pages_are_this_callers_and_filters_newest_first(caches):
     cache = caches(ttl=TTL, stale_if_error=5)
     me, other = cache.caller("me"), cache.caller("other")
-    other_filter = LeadQuery.build(status="created")
+    other_filter = ListFilter.build(status="created")
     p1 = await cache.get_or_fetch(me, Q, PageRef(1, 10), Fetch(n=1))
     await asyncio.sleep(0.01)
     p2 = await cache.get_or_fetch(me, Q, PageRef(3, 7), Fetch(n=2))
@@ -878,7 +878,7 @@ async def test_fresh_pages_are_this_callers_and_filters_newest_first(caches):
     fresh = await cache.fresh_pages(me, Q)
     assert fresh == [p2.page, p1.page]
     # Equal filters built another way find the same pages.
-    assert await cache.fresh_pages(me, LeadQuery.build(phone_number=" ", status="completed")) == fresh
+    assert await cache.fresh_pages(me, ListFilter.build(phone_number=" ", status="completed")) == fresh
     assert [len(p.items) for p in await cache.fresh_pages(other, Q)] == [4]
     assert [len(p.items) for p in await cache.fresh_pages(me, other_filter)] == [5]
     await asyncio.sleep(PAST_TTL)
@@ -965,7 +965,7 @@ async def test_the_cached_pages_are_not_used_for_another_filter_or_caller(gatewa
     cache = caches(ttl=30)
     mine, theirs = gateway(250, cache=cache, token="me"), gateway(250, cache=cache, token="them")
     await mine.window(first=50)
-    await mine.window(LeadQuery.build(status="created"), first=10)
+    await mine.window(ListFilter.build(status="created"), first=10)
     assert len(mine.upstream.calls) == 2
     await theirs.window(first=10)
     assert len(theirs.upstream.calls) == 1

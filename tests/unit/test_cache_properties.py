@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 from gateway.datasource.cache.codec import Entry, decode, encode
 from gateway.datasource.cache.keys import KeyMaker
 from gateway.errors import BadUserInput
-from gateway.leads.filter import PHONE_MAX_LENGTH, LeadQuery
+from gateway.leads.filter import PHONE_MAX_LENGTH, ListFilter
 from gateway.leads.pagination import PageRef
 from gateway.leads.records import STATUSES, CampaignRef, ContactRecord, LeadPage, LeadRecord
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-# Text a JSON request body can carry once decoded, minus lone surrogates (refused by LeadQuery: own test below).
+# Text a JSON request body can carry once decoded, minus lone surrogates (refused by ListFilter: own test below).
 text = st.text(st.characters(exclude_categories=["Cs"]), max_size=20)
 dates = st.dates(min_value=date(2020, 1, 1), max_value=date(2030, 12, 31))
 
@@ -45,9 +45,9 @@ def canonical(args: dict) -> tuple:
     return (args["status"], args["campaign_id"], phone or None, args["date_from"], args["date_to"])
 
 
-def build(args: dict, order: list[str]) -> LeadQuery:
+def build(args: dict, order: list[str]) -> ListFilter:
     try:
-        return LeadQuery.build(**{k: args[k] for k in order})
+        return ListFilter.build(**{k: args[k] for k in order})
     except BadUserInput:
         assume(False)
         raise
@@ -81,7 +81,7 @@ def test_whitespace_around_the_phone_does_not_change_the_key(args, pad):
 @FAST
 @given(st.tuples(st.integers(1, 10**6), st.integers(1, 100)), st.tuples(st.integers(1, 10**6), st.integers(1, 100)))
 def test_page_keys_are_equal_exactly_when_refs_are(r1, r2):
-    group = KM.group(CALLER, LeadQuery())
+    group = KM.group(CALLER, ListFilter())
     assert (KM.page(group, PageRef(*r1)) == KM.page(group, PageRef(*r2))) == (r1 == r2)
 
 
@@ -114,7 +114,7 @@ def test_same_secret_same_caller_in_every_instance(secret, token):
 def test_a_phone_filter_that_is_not_utf8_encodable_is_refused_or_keyed():
     phone = json.loads('"+1\\ud800"')  # what a JSON request body can carry
     try:
-        query = LeadQuery.build(phone_number=phone)
+        query = ListFilter.build(phone_number=phone)
     except BadUserInput:
         return  # refused up front: fine
     KM.group(CALLER, query)  # otherwise it must at least have a key

@@ -23,7 +23,7 @@ from gateway.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from gateway.leads.filter import LeadQuery
+from gateway.leads.filter import ListFilter
 from gateway.leads.pagination import PageRef
 from gateway.datasource.client import PageRequest, error_from_response, retry_after_seconds
 
@@ -190,17 +190,17 @@ def test_retry_after_with_a_non_ascii_digit_is_garbled_not_a_crash():
 # --- PageRequest.params ------------------------------------------------------------------------------
 
 def test_page_request_params_are_the_filter_then_the_page():
-    q = LeadQuery(status="completed", campaign_id=3, phone_number="+359", date_from=date(2025, 1, 2),
+    q = ListFilter(status="completed", campaign_id=3, phone_number="+359", date_from=date(2025, 1, 2),
                   date_to=date(2025, 2, 3))
     assert PageRequest(q, PageRef(2, 40)).params == (
         ("campaign_id", "3"), ("date_from", "2025-01-02"), ("date_to", "2025-02-03"),
         ("phone_number", "+359"), ("status", "completed"), ("page", "2"), ("per_page", "40"),
     )
-    assert PageRequest(LeadQuery(), PageRef(1, 15)).params == (("page", "1"), ("per_page", "15"))
+    assert PageRequest(ListFilter(), PageRef(1, 15)).params == (("page", "1"), ("per_page", "15"))
 
 
 def test_page_requests_are_equal_and_hashable_by_value():
-    a = PageRequest(LeadQuery(status="created"), PageRef(3, 20))
-    b = PageRequest(LeadQuery.build(status="created", phone_number="  "), PageRef(3, 20))
+    a = PageRequest(ListFilter(status="created"), PageRef(3, 20))
+    b = PageRequest(ListFilter.build(status="created", phone_number="  "), PageRef(3, 20))
     assert a == b and hash(a) == hash(b) and len({a, b}) == 1
-    assert a != PageRequest(LeadQuery(status="created"), PageRef(3, 21))
+    assert a != PageRequest(ListFilter(status="created"), PageRef(3, 21))

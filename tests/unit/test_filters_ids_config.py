@@ -1,4 +1,4 @@
-"""LeadQuery (validation, canonical params, fingerprint), global ids, and Settings.from_env."""
+"""ListFilter (validation, canonical params, fingerprint), global ids, and Settings.from_env."""
 
 from __future__ import annotations
 
@@ -11,44 +11,44 @@ from hypothesis import strategies as st
 
 from gateway.config import DEFAULT_UPSTREAM_URL, ConfigError, Settings
 from gateway.errors import BadUserInput
-from gateway.leads.filter import ALL_LEADS, LeadQuery
+from gateway.leads.filter import ALL_LEADS, ListFilter
 from gateway.leads.ids import from_global_id, to_global_id
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 STATUSES = ["created", "scheduled", "processing", "completed", "rescheduled", "reached-max-retries", "blacklisted"]
 
 
-# --- LeadQuery ---------------------------------------------------------------------------------------
+# --- ListFilter ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("status", STATUSES)
 def test_every_documented_status_is_accepted(status):
-    assert LeadQuery(status=status).params == (("status", status),)
+    assert ListFilter(status=status).params == (("status", status),)
 
 
 @pytest.mark.parametrize("status", ["done", "Created", "reached_max_retries", ""])
 def test_unknown_status_is_bad_user_input(status):
     with pytest.raises(BadUserInput) as err:
-        LeadQuery(status=status)
+        ListFilter(status=status)
     assert err.value.extensions == {"code": "BAD_USER_INPUT", "field": "filter.status"}
 
 
 def test_phone_length_limit_is_255():
-    assert LeadQuery(phone_number="1" * 255).phone_number == "1" * 255
+    assert ListFilter(phone_number="1" * 255).phone_number == "1" * 255
     with pytest.raises(BadUserInput) as err:
-        LeadQuery(phone_number="1" * 256)
+        ListFilter(phone_number="1" * 256)
     assert err.value.extensions["field"] == "filter.phoneNumber"
 
 
 def test_date_range_must_not_be_reversed():
-    assert LeadQuery(date_from=date(2025, 1, 1), date_to=date(2025, 1, 1)).params == (
+    assert ListFilter(date_from=date(2025, 1, 1), date_to=date(2025, 1, 1)).params == (
         ("date_from", "2025-01-01"), ("date_to", "2025-01-01"))
     with pytest.raises(BadUserInput) as err:
-        LeadQuery(date_from=date(2025, 1, 2), date_to=date(2025, 1, 1))
+        ListFilter(date_from=date(2025, 1, 2), date_to=date(2025, 1, 1))
     assert err.value.extensions["field"] == "filter.createdFrom"
 
 
 def test_params_are_canonical_sorted_strings():
-    q = LeadQuery(status="scheduled", campaign_id=12, phone_number="+359 88", date_from=date(2024, 12, 31),
+    q = ListFilter(status="scheduled", campaign_id=12, phone_number="+359 88", date_from=date(2024, 12, 31),
                   date_to=date(2025, 3, 4))
     assert q.params == (("campaign_id", "12"), ("date_from", "2024-12-31"), ("date_to", "2025-03-04"),
                         ("phone_number", "+359 88"), ("status", "scheduled"))
@@ -57,28 +57,28 @@ def test_params_are_canonical_sorted_strings():
 
 @pytest.mark.parametrize("phone", ["", "   ", "\t\n"])
 def test_empty_phone_means_no_filter(phone):
-    q = LeadQuery.build(phone_number=phone)
+    q = ListFilter.build(phone_number=phone)
     assert q.phone_number is None and q == ALL_LEADS
     assert q.params == () and q.fingerprint == ALL_LEADS.fingerprint
 
 
 def test_build_trims_the_phone_and_keeps_the_rest():
-    q = LeadQuery.build(status="created", phone_number="  +359  ", campaign_id=0)
-    assert q == LeadQuery(status="created", phone_number="+359", campaign_id=0)
+    q = ListFilter.build(status="created", phone_number="  +359  ", campaign_id=0)
+    assert q == ListFilter(status="created", phone_number="+359", campaign_id=0)
     assert ("campaign_id", "0") in q.params  # 0 is a value, not "no filter"
 
 
 def test_with_campaign():
-    q = LeadQuery(status="created")
-    assert q.with_campaign(7) == LeadQuery(status="created", campaign_id=7)
-    assert LeadQuery(campaign_id=7).with_campaign(7) == LeadQuery(campaign_id=7)
+    q = ListFilter(status="created")
+    assert q.with_campaign(7) == ListFilter(status="created", campaign_id=7)
+    assert ListFilter(campaign_id=7).with_campaign(7) == ListFilter(campaign_id=7)
     with pytest.raises(BadUserInput) as err:
-        LeadQuery(campaign_id=7).with_campaign(8)
+        ListFilter(campaign_id=7).with_campaign(8)
     assert err.value.extensions["field"] == "filter.campaignId"
 
 
 queries = st.builds(
-    LeadQuery,
+    ListFilter,
     status=st.one_of(st.none(), st.sampled_from(STATUSES)),
     campaign_id=st.one_of(st.none(), st.integers(-5, 10**6)),
     phone_number=st.one_of(st.none(), st.text("0123456789+ &=#", min_size=1, max_size=12)),
@@ -99,8 +99,8 @@ def test_fingerprint_is_equal_exactly_for_equal_filters(a, b):
 
 
 def test_fingerprint_does_not_confuse_a_phone_containing_separators_with_another_filter():
-    a = LeadQuery(phone_number="1&status=completed")
-    b = LeadQuery(phone_number="1", status="completed")
+    a = ListFilter(phone_number="1&status=completed")
+    b = ListFilter(phone_number="1", status="completed")
     assert a.params != b.params
     assert a.fingerprint != b.fingerprint
 

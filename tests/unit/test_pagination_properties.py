@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import BadUserInput
-from gateway.leads.filter import ALL_LEADS, LeadQuery
+from gateway.leads.filter import ALL_LEADS, ListFilter
 from gateway.datasource.reader import LeadReader
 from gateway.leads.pagination import (
     Cursor,
@@ -192,7 +192,7 @@ def test_resolve_window_turns_cursors_into_bounds():
 
 
 def test_resolve_window_refuses_a_cursor_of_another_filter():
-    other = LeadQuery(status="completed").fingerprint
+    other = ListFilter(status="completed").fingerprint
     with pytest.raises(BadUserInput) as err:
         resolve_window(first=5, after=encode_cursor(3, other, 10), last=None, before=None, fingerprint=FP,
                        max_size=100)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.leads.filter import ALL_LEADS, LeadQuery
+from gateway.leads.filter import ALL_LEADS, ListFilter
 from gateway.datasource.reader import LOOKUP_CONCURRENCY, LeadReader
 from gateway.leads.pagination import encode_cursor, resolve_window
 from gateway.datasource.client import PageRequest
@@ -59,7 +59,7 @@ def ids(records) -> list[int]:
     return [r.id for r in records]
 
 
-async def read(n_leads: int, *, query: LeadQuery = ALL_LEADS, cursor_total: int | None = None,
+async def read(n_leads: int, *, query: ListFilter = ALL_LEADS, cursor_total: int | None = None,
                first=None, after=None, last=None, before=None, max_size: int = 100):
     """Run one window over a list of ``n_leads``; ``after``/``before`` are positions, turned into cursors."""
     records = make_records(n_leads)
@@ -248,7 +248,7 @@ async def test_every_request_stays_within_the_upstream_limits():
 
 
 async def test_window_passes_the_filter_to_every_call():
-    q = LeadQuery(status="completed", campaign_id=3)
+    q = ListFilter(status="completed", campaign_id=3)
     _, up, _, _ = await read(500, query=q, last=30)
     assert up.calls and all(c.query == q for c in up.calls)
 

@@ -12,7 +12,7 @@ import hmac
 import secrets
 from urllib.parse import urlencode
 
-from gateway.leads.filter import LeadQuery
+from gateway.leads.filter import ListFilter
 from gateway.leads.pagination import PageRef
 
 PREFIX = "lg1"
@@ -36,7 +36,7 @@ class KeyMaker:
         return caller
 
     @staticmethod
-    def group(caller: str, query: LeadQuery) -> str:
+    def group(caller: str, query: ListFilter) -> str:
         return f"{PREFIX}:{caller}:{LEADS_PATH}?{urlencode(query.params)}"
 
     @staticmethod

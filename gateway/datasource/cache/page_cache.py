@@ -25,7 +25,7 @@ from gateway.datasource.cache.codec import Entry
 from gateway.datasource.cache.keys import KeyMaker
 from gateway.datasource.cache.singleflight import SingleFlight
 from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable, error_from_note, error_to_note
-from gateway.leads.filter import LeadQuery
+from gateway.leads.filter import ListFilter
 from gateway.leads.pagination import PageRef
 from gateway.observability.stats import Stats
 from gateway.leads.records import LeadPage, LeadRecord
@@ -82,7 +82,7 @@ class PageCache:
     def caller(self, token: str) -> str:
         return self.keys.caller(token)
 
-    async def fresh_pages(self, caller: str, query: LeadQuery) -> list[LeadPage]:
+    async def fresh_pages(self, caller: str, query: ListFilter) -> list[LeadPage]:
         """Fresh cached pages of this caller's list for this filter, any size (for the planner)."""
         if self.ttl <= 0:
             return []
@@ -127,7 +127,7 @@ class PageCache:
         if (scope := request_scope.current()) is not None:
             scope.cache_hits += pages
 
-    async def get_or_fetch(self, caller: str, query: LeadQuery, ref: PageRef, fetch: Fetch, *,
+    async def get_or_fetch(self, caller: str, query: ListFilter, ref: PageRef, fetch: Fetch, *,
                            bypass: bool = False) -> Served:
         group = self.keys.group(caller, query)
         key = self.keys.page(group, ref)
