@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 DEFAULT_UPSTREAM_URL = "https://call.aiployees.com/api"
-UPSTREAM_MAX_PER_PAGE = 100  # the upstream rejects per_page > 100 with a 422
 
 
 class ConfigError(ValueError):

@@ -1,7 +1,7 @@
 """``LeadsAPI``: the one place that speaks HTTP to the upstream ``GET /user/leads``.
 
-Policy hooks in the spirit of apollo's RESTDataSource: ``params_for`` builds the query string,
-``error_from_response`` maps HTTP statuses to the gateway's error family, ``parse_page`` (models.py)
+Policy hooks in the spirit of apollo's RESTDataSource: ``PageRequest.params`` builds the URL parameters,
+``error_from_response`` maps HTTP statuses to the gateway's error family, ``parse_page`` (parse.py)
 turns the body into typed records. Nothing above this module sees a status code.
 """
 
@@ -28,6 +28,7 @@ from gateway.errors import (
     UpstreamUnauthenticated,
     UpstreamUnavailable,
 )
+from gateway.datasource import http_client
 from gateway.leads.filter import ListFilter
 from gateway.leads.pagination import PageRef
 from gateway.observability.stats import Stats
@@ -51,12 +52,17 @@ ARGUMENT_FOR_PARAM = {
 class PageRequest:
     """One upstream call: a filter and a page. Hashable: it is the key for dedup and caching."""
 
-    query: ListFilter
+    filter: ListFilter
     page: PageRef
 
     @property
     def params(self) -> tuple[tuple[str, str], ...]:
-        return (*self.query.params, ("page", str(self.page.page)), ("per_page", str(self.page.per_page)))
+        return (*self.filter.params, ("page", str(self.page.page)), ("per_page", str(self.page.per_page)))
+
+
+def _remaining(deadline: float | None, default: float) -> float:
+    """Seconds left before ``deadline`` (``time.monotonic()``); ``default`` without one."""
+    return default if deadline is None else deadline - time.monotonic()
 
 
 class LeadsAPI:
@@ -64,15 +70,16 @@ class LeadsAPI:
 
     Every call is bounded: by the concurrency limit (a spike queues here, not at the upstream), by the
     circuit breaker (fail fast while the upstream is down), by retries with backoff (resilience.py),
-    and by the request's deadline (request_scope.py), whichever ends first.
+    and by the request's ``deadline`` (``time.monotonic()``), whichever ends first.
     """
 
     path = "/user/leads"
 
     def __init__(self, client: httpx.AsyncClient, base_url: str, timeout: float, stats: Stats | None = None, *,
                  retries: int = 0, retry_after_max: float = 5.0, concurrency: int = 32,
-                 breaker: CircuitBreaker | None = None) -> None:
+                 breaker: CircuitBreaker | None = None, max_bytes: int = 8 * 1024 * 1024) -> None:
         self._client = client
+        self.max_bytes = max_bytes
         self._url = base_url.rstrip("/") + self.path
         self._timeout = timeout
         self.stats = stats or Stats()
@@ -81,28 +88,31 @@ class LeadsAPI:
         self.breaker = breaker or CircuitBreaker(failures=5, cooldown=10.0)
         self._slots = asyncio.Semaphore(concurrency)
 
-    async def fetch_page(self, token: str, request: PageRequest) -> LeadPage:
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def fetch_page(self, token: str, request: PageRequest, *, deadline: float | None = None) -> LeadPage:
         """One logical call: attempts with retries, each counted by outcome ("ok" or an error code)."""
         attempt = 0
         while True:
             try:
-                return await self._attempt(token, request)
+                return await self._attempt(token, request, deadline)
             except GatewayError as exc:
                 delay = retry_delay(exc, attempt, self.retry_after_max) if attempt < self.retries else None
-                if delay is None or delay >= request_scope.remaining(float("inf")):
+                if delay is None or delay >= _remaining(deadline, float("inf")):
                     raise
                 attempt += 1
                 self.stats.upstream_retries += 1
                 await asyncio.sleep(delay)
 
-    async def _attempt(self, token: str, request: PageRequest) -> LeadPage:
+    async def _attempt(self, token: str, request: PageRequest, deadline: float | None) -> LeadPage:
         if not self.breaker.allow():
             self.stats.upstream_requests["UPSTREAM_UNAVAILABLE"] += 1
             raise UpstreamUnavailable("The upstream is failing; calls are paused for a moment (circuit open).",
                                       retryAfter=max(1, round(self.breaker.retry_in())))
         outcome, status = "UPSTREAM_UNAVAILABLE", "none"
         try:
-            page, http_status = await self._limited(token, request)
+            page, http_status = await self._limited(token, request, deadline)
             outcome, status = "ok", str(http_status)
             self.breaker.success()
             return page
@@ -119,11 +129,11 @@ class LeadsAPI:
             self.stats.upstream_requests[outcome] += 1
             self.stats.upstream_responses[(status, outcome)] += 1
 
-    async def _limited(self, token: str, request: PageRequest) -> tuple[LeadPage, int]:
+    async def _limited(self, token: str, request: PageRequest, deadline: float | None) -> tuple[LeadPage, int]:
         """The HTTP exchange, once a concurrency slot is free, within the deadline."""
         self.stats.upstream_queued += 1
         try:
-            async with asyncio.timeout(max(0.0, request_scope.remaining(3600.0))):  # no task, unlike wait_for
+            async with asyncio.timeout(max(0.0, _remaining(deadline, 3600.0))):  # no task, unlike wait_for
                 await self._slots.acquire()
         except TimeoutError:
             raise UpstreamTimeout("The request's deadline passed while waiting for the upstream.") from None
@@ -132,19 +142,19 @@ class LeadsAPI:
         self.stats.upstream_inflight += 1
         started = time.perf_counter()
         try:
-            return await self._exchange(token, request)
+            return await self._exchange(token, request, deadline)
         finally:
             self._slots.release()
             self.stats.upstream_inflight -= 1
             self.stats.upstream_latency.observe(time.perf_counter() - started)
 
-    async def _exchange(self, token: str, request: PageRequest) -> tuple[LeadPage, int]:
+    async def _exchange(self, token: str, request: PageRequest, deadline: float | None) -> tuple[LeadPage, int]:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        scope = request_scope.current()
+        scope = request_scope.current()  # the request's id, forwarded, and its count of calls, logged
         if scope is not None:
             headers["X-Request-ID"] = scope.request_id
             scope.upstream_calls += 1
-        timeout = min(self._timeout, max(0.001, request_scope.remaining(self._timeout)))
+        timeout = min(self._timeout, max(0.001, _remaining(deadline, self._timeout)))
         with tracing.span("upstream GET /user/leads", **{"http.request.method": "GET",
                                                          "leads_gateway.page": request.page.page,
                                                          "leads_gateway.per_page": request.page.per_page}) as sp:
@@ -160,9 +170,13 @@ class LeadsAPI:
             error.http_status = response.status_code
             raise
 
-    async def _send(self, request: PageRequest, headers: dict, timeout: float) -> httpx.Response:
+    async def _send(self, request: PageRequest, headers: dict, timeout: float) -> Answer:
         try:
-            return await self._client.get(self._url, params=request.params, headers=headers, timeout=timeout)
+            return Answer(*await http_client.get(self._client, self._url, params=request.params, headers=headers,
+                                                 timeout=timeout, max_bytes=self.max_bytes))
+        except http_client.BodyTooLarge:
+            raise UpstreamBadResponse(f"The upstream's answer is larger than GATEWAY_UPSTREAM_MAX_BYTES "
+                                      f"({self.max_bytes} bytes).") from None
         except httpx.TimeoutException as exc:
             if isinstance(exc, httpx.ConnectTimeout):
                 raise UpstreamUnavailable("The upstream could not be reached (connect timeout).") from None
@@ -172,7 +186,16 @@ class LeadsAPI:
             raise UpstreamUnavailable("The upstream could not be reached.") from None
 
 
-def _page_of(response: httpx.Response, request: PageRequest) -> LeadPage:
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An upstream answer, read whole (and bounded): what ``httpx.Response`` offers, for the mapping below."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+
+def _page_of(response: Answer, request: PageRequest) -> LeadPage:
     try:
         try:
             payload = orjson.loads(response.content)  # several times faster than json
@@ -189,7 +212,7 @@ def _page_of(response: httpx.Response, request: PageRequest) -> LeadPage:
     return page
 
 
-def error_from_response(response: httpx.Response) -> GatewayError:
+def error_from_response(response: Answer | httpx.Response) -> GatewayError:
     """Map a non-200 upstream answer to the contract's error codes (see CONTRACT.md)."""
     status = response.status_code
     if status == 401:
@@ -210,7 +233,7 @@ def error_from_response(response: httpx.Response) -> GatewayError:
     return UpstreamBadResponse(f"The upstream answered with unexpected HTTP {status}.", upstreamStatus=status)
 
 
-def _rejected(response: httpx.Response) -> GatewayError:
+def _rejected(response: Answer | httpx.Response) -> GatewayError:
     try:
         body = json.loads(response.content)
         message = str(body.get("message") or "validation failed")

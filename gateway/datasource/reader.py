@@ -1,48 +1,61 @@
-"""``LeadReader``: the caller's leads as windows, lookups by id and campaign names.
+"""``LeadReader``: the caller's leads as windows, lookups by id and campaign pages, over a ``PageSource``.
 
-One per GraphQL request. It turns validated windows into planned upstream pages (pagination.py),
-fetches them through ``load_page`` (the request's page loader, which dedupes within the operation
-and goes through the shared ``PageCache``), and slices the result. No strawberry, no HTTP here.
+It turns validated windows into planned upstream pages (``leads/pagination.py``), asks its ``PageSource``
+for them (``LeadsSource``: deduped, cached, coalesced) and slices the result. Everything it hands back
+says how old it is (``fetched_at``: the oldest page it was built from) and what the caller should be
+warned about; it keeps no state between calls. No strawberry, no HTTP here.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
+from gateway.datasource.cache.page_cache import Served
 from gateway.leads.filter import ALL_LEADS, ListFilter
 from gateway.leads.pagination import PageRef, WindowRequest, collect, plan, probe_page
-from gateway.datasource.client import PageRequest
-from gateway.leads.records import LeadPage, LeadRecord
-
-LoadPage = Callable[[PageRequest], Awaitable[LeadPage]]
-CachedPages = Callable[[ListFilter], Awaitable[list[LeadPage]]]
-SeenLeads = Callable[[Sequence[int]], dict[int, LeadRecord]]
-
-
-async def _nothing_cached(query: ListFilter) -> list[LeadPage]:
-    return []
-
-
-def _nothing_seen(ids: Sequence[int]) -> dict[int, LeadRecord]:
-    return {}
+from gateway.leads.records import LeadRecord
 
 LOOKUP_PAGE_SIZE = 100  # scans use the largest page: fewest calls, and pages other scans can reuse
 LOOKUP_CONCURRENCY = 4  # pages of a scan fetched at once, so an early hit saves the rest
 CAMPAIGN_PAGE = PageRef(1, 15)  # the default window of Campaign.leads, so name and leads share a call
 
 
+class PageSource(Protocol):
+    """Where the reader gets pages: ``LeadsSource`` for one caller and request."""
+
+    async def load(self, lead_filter: ListFilter, ref: PageRef) -> Served:
+        """One page of the caller's list for this filter."""
+
+    async def cached(self, lead_filter: ListFilter) -> list[Served]:
+        """Fresh cached pages of this filter (any size), newest first; none when the request wants fresh data."""
+
+    def seen(self, ids: Iterable[int]) -> dict[int, tuple[LeadRecord, float]]:
+        """Leads recently served to this caller, with their fetch time, by id."""
+
+
+def _oldest(times: Iterable[float]) -> float | None:
+    return min(times, default=None)
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
-    """The leads at positions ``[start, start + len(leads))`` of a list of ``total`` leads."""
+    """The leads at positions ``[start, start + len(leads))`` of a list of ``total`` leads.
 
-    query: ListFilter
+    ``fetched_at``: when the oldest page it was built from was fetched (None: built from no page);
+    ``reused``: cached pages the planner used in place of upstream calls.
+    """
+
+    filter: ListFilter
     start: int
     stop: int
     total: int
     leads: tuple[LeadRecord, ...]
     warnings: tuple[dict, ...] = ()
+    fetched_at: float | None = None
+    reused: int = 0
 
     @property
     def has_previous(self) -> bool:
@@ -61,47 +74,46 @@ class LookupResult:
     complete: bool
     scanned: int = 0
     total: int = 0
+    warnings: tuple[dict, ...] = ()
+    fetched_at: float | None = None
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class LeadReader:
-    load_page: LoadPage
-    cached_pages: CachedPages = _nothing_cached  # fresh cached pages of a filter, newest first
-    seen_leads: SeenLeads = _nothing_seen  # leads of fresh pages recently served to this caller, by id
-    count_reuse: Callable[[int], None] = lambda pages: None  # cached pages used instead of upstream calls
+    pages: PageSource
     max_per_page: int = 100
     lookup_max_pages: int = 10
-    warnings: list[dict] = field(default_factory=list)
 
-    async def window(self, query: ListFilter, request: WindowRequest) -> Window:
+    async def window(self, lead_filter: ListFilter, request: WindowRequest) -> Window:
         # Pages already cached for this caller and filter (any size) count as in hand: the planner only
         # asks the upstream for what they do not cover, and the newest of them can tell the list's total.
-        cached = await self.cached_pages(query)
-        known: list[LeadPage] = list(cached)
+        cached = await self.pages.cached(lead_filter)
+        known: list[Served] = list(cached)
+        read: list[Served] = list(cached)  # every page this answer depends on: its freshness is the oldest's
         total = None
         if request.needs_total:
             if not known:
-                known.append(await self._load(query, probe_page(self.max_per_page)))
-            total = known[0].total
+                known.append(await self.pages.load(lead_filter, probe_page(self.max_per_page)))
+                read.append(known[-1])
+            total = known[0].page.total
         start, stop = request.bounds(total)
-        pages = await self._cover(query, start, stop, known, total_known=total is not None or bool(known))
-        fetched_total = pages[0].total if pages else known[0].total
+        pages = await self._cover(lead_filter, start, stop, known, read,
+                                  total_known=total is not None or bool(known))
+        fetched_total = pages[0].page.total if pages else known[0].page.total
         if request.needs_total and fetched_total != total:
             # The list's length changed since the page that told it was fetched (a cached page can be up
             # to a TTL old): place the window again on the current length.
             start, stop = request.bounds(fetched_total)
-            pages = await self._cover(query, start, stop, pages + known, total_known=True)
-        total = pages[0].total if pages else fetched_total
+            pages = await self._cover(lead_filter, start, stop, pages + known, read, total_known=True)
+        total = pages[0].page.total if pages else fetched_total
         if request.last is not None and request.hi is not None and request.hi > total:
             # A `before` cursor beyond the end of a list that has since shrunk: as the Relay spec ignores a
             # cursor that is no longer in the list, count back from the end instead.
             start, stop = request.bounds_within(total)
-            pages = await self._cover(query, start, stop, known + pages, total_known=True)
-            total = pages[0].total if pages else total
+            pages = await self._cover(lead_filter, start, stop, known + pages, read, total_known=True)
+            total = pages[0].page.total if pages else total
         cached_ids = {id(p) for p in cached}
-        if reused := sum(1 for p in pages if id(p) in cached_ids):
-            self.count_reuse(reused)
-        totals = {p.total for p in pages}
+        totals = {p.page.total for p in pages}
         warnings: list[dict] = []
         if len(totals) > 1:
             warnings.append({"code": "LIST_CHANGED", "message": "The upstream list changed while this window "
@@ -114,20 +126,23 @@ class LeadReader:
                                "leads were added or removed, so this window may skip or repeat some.",
                     "cursorTotal": cursor.total, "total": total,
                 })
-        self.warnings.extend(warnings)
-        leads = collect(((p.offset, p.items) for p in pages), start, min(stop, max(total, start)))
-        return Window(query, start, stop, total, tuple(leads), tuple(warnings))
+        leads = collect(((p.page.offset, p.page.items) for p in pages), start, min(stop, max(total, start)))
+        return Window(lead_filter, start, stop, total, tuple(leads), tuple(warnings),
+                      fetched_at=_oldest(p.fetched_at for p in read),
+                      reused=sum(1 for p in pages if id(p) in cached_ids))
 
-    async def _cover(self, query: ListFilter, start: int, stop: int, known: list[LeadPage], *,
-                     total_known: bool) -> list[LeadPage]:
-        """Pages covering ``[start, stop)``: newly fetched ones (concurrently) first, then those in hand
-        that overlap the window. An empty window needs no page once the total is known."""
+    async def _cover(self, lead_filter: ListFilter, start: int, stop: int, known: list[Served],
+                     read: list[Served], *, total_known: bool) -> list[Served]:
+        """Pages covering ``[start, stop)``: newly fetched ones (concurrently, also added to ``read``) first,
+        then those in hand that overlap the window. An empty window needs no page once the total is known."""
         if stop <= start and total_known:
             return []
-        in_hand = [p for p in known if p.offset < max(stop, start + 1) and p.offset + p.per_page > start]
-        have = [(p.offset, p.offset + p.per_page) for p in in_hand]
+        in_hand = [p for p in known
+                   if p.page.offset < max(stop, start + 1) and p.page.offset + p.page.per_page > start]
+        have = [(p.page.offset, p.page.offset + p.page.per_page) for p in in_hand]
         refs = plan(start, stop, self.max_per_page, have)
-        fetched = list(await asyncio.gather(*(self._load(query, ref) for ref in refs)))
+        fetched = list(await asyncio.gather(*(self.pages.load(lead_filter, ref) for ref in refs)))
+        read.extend(fetched)
         return fetched + in_hand
 
     async def find(self, ids: Sequence[int]) -> LookupResult:
@@ -137,36 +152,43 @@ class LeadReader:
         ``lookup_max_pages`` pages were read.
         """
         wanted = set(ids)
-        found: dict[int, LeadRecord] = dict(self.seen_leads(ids))
+        seen = self.pages.seen(ids)
+        found: dict[int, LeadRecord] = {i: record for i, (record, _) in seen.items()}
+        times = [fetched_at for _, fetched_at in seen.values()]
         if not wanted - found.keys():
-            return LookupResult(found, complete=True)  # all seen in pages fetched for this caller: no call
-        first = await self._load(ALL_LEADS, PageRef(1, LOOKUP_PAGE_SIZE))
-        self._take(first.items, wanted, found)
-        last = min(first.last_page, self.lookup_max_pages)
+            # All seen in pages fetched for this caller: no call.
+            return LookupResult(found, complete=True, fetched_at=_oldest(times))
+        first = await self.pages.load(ALL_LEADS, PageRef(1, LOOKUP_PAGE_SIZE))
+        times.append(first.fetched_at)
+        self._take(first.page.items, wanted, found)
+        last = min(first.page.last_page, self.lookup_max_pages)
         page = 2
         while wanted - found.keys() and page <= last:
             batch = range(page, min(page + LOOKUP_CONCURRENCY, last + 1))
-            for p in await asyncio.gather(*(self._load(ALL_LEADS, PageRef(k, LOOKUP_PAGE_SIZE)) for k in batch)):
-                self._take(p.items, wanted, found)
+            for p in await asyncio.gather(*(self.pages.load(ALL_LEADS, PageRef(k, LOOKUP_PAGE_SIZE))
+                                            for k in batch)):
+                times.append(p.fetched_at)
+                self._take(p.page.items, wanted, found)
             page = batch.stop
-        complete = first.last_page <= self.lookup_max_pages or not (wanted - found.keys())
+        total = first.page.total
+        complete = first.page.last_page <= self.lookup_max_pages or not (wanted - found.keys())
+        warnings: tuple[dict, ...] = ()
         if not complete:
-            self.warnings.append({
+            warnings = ({
                 "code": "LOOKUP_TRUNCATED",
-                "message": f"Looked for leads by id among the first {last * LOOKUP_PAGE_SIZE} of {first.total} "
+                "message": f"Looked for leads by id among the first {last * LOOKUP_PAGE_SIZE} of {total} "
                            "leads only (GATEWAY_LOOKUP_MAX_PAGES); some may exist beyond that.",
-            })
-        return LookupResult(found, complete, scanned=min(first.total, last * LOOKUP_PAGE_SIZE), total=first.total)
+            },)
+        return LookupResult(found, complete, scanned=min(total, last * LOOKUP_PAGE_SIZE), total=total,
+                            warnings=warnings, fetched_at=_oldest(times))
 
-    async def campaign_leads_page(self, campaign_id: int) -> LeadPage:
+    async def campaign_leads_page(self, campaign_id: int) -> Served:
         """The first page of a campaign's leads (its name comes from them)."""
-        return await self._load(ALL_LEADS.with_campaign(campaign_id), CAMPAIGN_PAGE)
-
-    def _load(self, query: ListFilter, ref: PageRef) -> Awaitable[LeadPage]:
-        return self.load_page(PageRequest(query, ref))
+        return await self.pages.load(ALL_LEADS.with_campaign(campaign_id), CAMPAIGN_PAGE)
 
     @staticmethod
     def _take(items: Iterable[LeadRecord], wanted: set[int], found: dict[int, LeadRecord]) -> None:
         for lead in items:
             if lead.id in wanted:
                 found.setdefault(lead.id, lead)
+

@@ -1,35 +1,24 @@
-"""The GraphQL types of the public contract (``../shared/contract.graphql``) and a few additions.
+"""The object types of the public contract (``schema.graphql``, checked against the shared contract) and
+a few additions.
 
-Objects are built eagerly from upstream records, so most fields are plain attributes that
-graphql-core reads without a resolver call.
+Objects wrap the domain's records and windows and are built eagerly from them, so most fields are plain
+attributes that graphql-core reads without a resolver call. Fields that fetch call ``resolvers.py``.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from enum import Enum
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
 
-from gateway.leads.ids import to_global_id
 from gateway.datasource.reader import Window
+from gateway.graphql import resolvers
+from gateway.graphql.inputs import AfterArg, BeforeArg, FilterArg, FirstArg, LastArg, LeadStatus
+from gateway.leads.ids import to_global_id
 from gateway.leads.pagination import PageLinks, encode_cursor, page_links
 from gateway.leads.records import CampaignRef, ContactRecord, LeadRecord
-
-
-@strawberry.enum(description="Upstream lead statuses (created, scheduled, processing, completed, "
-                             "rescheduled, reached-max-retries, blacklisted).")
-class LeadStatus(Enum):
-    CREATED = strawberry.enum_value("created", description="Added, not yet scheduled for a call.")
-    SCHEDULED = strawberry.enum_value("scheduled", description="A call is scheduled.")
-    PROCESSING = strawberry.enum_value("processing", description="A call is in progress.")
-    COMPLETED = strawberry.enum_value("completed", description="The lead was reached.")
-    RESCHEDULED = strawberry.enum_value("rescheduled", description="A call is scheduled again after a miss.")
-    REACHED_MAX_RETRIES = strawberry.enum_value("reached-max-retries",
-                                                description="Calls stopped after the maximum number of retries.")
-    BLACKLISTED = strawberry.enum_value("blacklisted", description="The lead must not be called.")
 
 
 def _text(variables: dict[str, Any], key: str) -> str | None:
@@ -64,26 +53,6 @@ class SecondaryContact:
                    status=LeadStatus(r.status), created_at=r.created_at, updated_at=r.updated_at)
 
 
-@strawberry.input(description="Maps 1:1 onto the upstream query parameters.")
-class LeadFilter:
-    status: LeadStatus | None = strawberry.field(default=None, description="Only leads with this status (`status`).")
-    campaign_id: int | None = strawberry.field(default=None, description="Only leads of this campaign (`campaign_id`).")
-    phone_number: str | None = strawberry.field(
-        default=None, description="Phone number contains this text (`phone_number`, partial match upstream; "
-                                  "an empty string means no filter).")
-    created_from: date | None = strawberry.field(
-        default=None, description="Created on or after this date, UTC (`date_from`).")
-    created_to: date | None = strawberry.field(
-        default=None, description="Created on or before this date, UTC (`date_to`).")
-
-
-FirstArg = Annotated[int | None, strawberry.argument(description="Return the first n leads after `after` (0 to GATEWAY_MAX_PAGE_SIZE, which is 100 unless configured; 15 when neither `first` nor `last` is given).")]
-AfterArg = Annotated[str | None, strawberry.argument(description="Start after this cursor (an edge's `cursor` or a `pageCursors` cursor).")]
-LastArg = Annotated[int | None, strawberry.argument(description="Return the last n leads before `before`, or of the whole list when `before` is absent (0 to GATEWAY_MAX_PAGE_SIZE).")]
-BeforeArg = Annotated[str | None, strawberry.argument(description="End before this cursor.")]
-FilterArg = Annotated[LeadFilter | None, strawberry.argument(description="Narrow the list; cursors are bound to the filter they were issued for.")]
-
-
 @strawberry.federation.type(keys=["id", "databaseId"],
                             description="A campaign: the calling job that leads belong to.")
 class Campaign(Node):
@@ -94,17 +63,21 @@ class Campaign(Node):
     @strawberry.field(description="This campaign's leads. `filter.campaignId`, if given, must equal this campaign.")
     async def leads(self, info: strawberry.Info, filter: FilterArg = None, first: FirstArg = None,
                     after: AfterArg = None, last: LastArg = None, before: BeforeArg = None) -> LeadConnection:
-        from gateway.graphql.resolvers import resolve_connection
-
-        return await resolve_connection(info, filter, first, after, last, before, campaign_id=self.database_id)
+        window, page_size = await resolvers.window(info, filter, first, after, last, before,
+                                                   campaign_id=self.database_id)
+        return LeadConnection.from_window(window, page_size)
 
     @classmethod
     async def resolve_reference(cls, info: strawberry.Info, id: strawberry.ID | None = None,
                                 databaseId: int | None = None, **_: Any) -> Campaign | None:  # noqa: N803
         """Federation entity resolution, by either key."""
-        from gateway.graphql.resolvers import resolve_entity
+        database_id = resolvers.entity_id("Campaign", id, databaseId)
+        return None if database_id is None else await cls.fetch(info, database_id)
 
-        return await resolve_entity(info, "Campaign", id, databaseId)
+    @classmethod
+    async def fetch(cls, info: strawberry.Info, database_id: int) -> Campaign:
+        """The campaign with this id (its name from its first leads)."""
+        return cls.build(database_id, await resolvers.campaign_name(info, database_id))
 
     @classmethod
     def build(cls, database_id: int, name: str | None) -> Campaign:
@@ -138,9 +111,14 @@ class Lead(Node):
     async def resolve_reference(cls, info: strawberry.Info, id: strawberry.ID | None = None,
                                 databaseId: int | None = None, **_: Any) -> Lead | None:  # noqa: N803
         """Federation entity resolution, by either key; a router's batch shares one lookup."""
-        from gateway.graphql.resolvers import resolve_entity
+        database_id = resolvers.entity_id("Lead", id, databaseId)
+        return None if database_id is None else await cls.fetch(info, database_id)
 
-        return await resolve_entity(info, "Lead", id, databaseId)
+    @classmethod
+    async def fetch(cls, info: strawberry.Info, database_id: int) -> Lead | None:
+        """The caller's lead with this id; None when it has none."""
+        record = await resolvers.lead(info, database_id)
+        return cls.from_record(record) if record else None
 
     @classmethod
     def from_record(cls, r: LeadRecord) -> Lead:
@@ -238,11 +216,11 @@ class LeadConnection:
     @strawberry.field(description="Page numbers and cursors to jump to them, at this query's page size.")
     def page_cursors(self) -> PageCursors:
         w = self.window
-        return PageCursors.from_links(page_links(w.start, self.page_size, w.total), w.query.fingerprint, w.total)
+        return PageCursors.from_links(page_links(w.start, self.page_size, w.total), w.filter.fingerprint, w.total)
 
     @classmethod
     def from_window(cls, window: Window, page_size: int) -> LeadConnection:
-        fp, total = window.query.fingerprint, window.total
+        fp, total = window.filter.fingerprint, window.total
         nodes = [Lead.from_record(r) for r in window.leads]
         edges = [LeadEdge(cursor=encode_cursor(window.start + i, fp, total), node=n) for i, n in enumerate(nodes)]
         info = PageInfo(has_next_page=window.has_next, has_previous_page=window.has_previous,

@@ -1,4 +1,4 @@
-"""GraphQL over HTTP, the request side: media types, body reading, request parameters.
+"""GraphQL over HTTP, the request side: media types, body reading, request parameters, credentials.
 
 Pure helpers for ``view.py`` (no strawberry). Everything wrong with a request at the HTTP level is an
 ``HTTPError``: a status, an ``extensions.code`` and a message, answered as a GraphQL error body
@@ -111,6 +111,26 @@ def negotiate(accept: str | None) -> str | None:
 def wants_html(accept: str | None) -> bool:
     """A browser navigating to the endpoint (``text/html`` named explicitly, not merely ``*/*``)."""
     return any(media == "text/html" and q > 0 for media, q in _media_ranges(accept or ""))
+
+
+# --- who is asking, and how fresh an answer they accept ----------------------------------------
+
+
+def bearer_token(request: Request, demo_token: str | None) -> str | None:
+    """The caller's bearer token; ``demo_token`` stands in for a missing header in ``--demo`` mode."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return demo_token
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None  # a malformed header is never replaced by the demo token
+    return token.strip()
+
+
+def wants_fresh(request: Request) -> bool:
+    """``Cache-Control: no-cache`` (or HTTP/1.0 ``Pragma: no-cache``): do not answer from cached data."""
+    directives = request.headers.get("cache-control", "") + "," + request.headers.get("pragma", "")
+    return any(d.strip().lower() == "no-cache" for d in directives.split(","))
 
 
 # --- POST body ---------------------------------------------------------------------------------

@@ -29,15 +29,16 @@ request, once the request is parsed and its method, media types, body size and d
 and before anything is parsed, validated or executed (an entry comes from an identical request that passed
 every limit). ``Cache-Control: no-cache`` skips the lookup; the fresh answer may still be stored. Stored:
 200, executed, no ``errors``, no ``extensions.warnings``; it expires when the oldest page (or remembered
-lead) it was built from stops being fresh (the page cache reports each page's fetch time to the request's
-scope), so an answer is never served later than its pages would be; one built from a stale page is not
-stored at all. Batches are neither looked up nor stored.
+lead) it was built from stops being fresh (the operation's ``LeadsSource`` returns each page with its fetch
+time and keeps the oldest), so an answer is never served later than its pages would be; one built from a
+stale page is not stored at all. Batches are neither looked up nor stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from graphql import GraphQLError, parse
 from starlette.requests import Request
@@ -50,15 +51,17 @@ from strawberry.types.graphql import OperationType
 
 from gateway.observability import scope as request_scope
 from gateway.config import Settings
-from gateway.http.graphiql.page import graphiql_html
-from gateway.graphql.context import GatewayContext, bearer_token, wants_fresh
+from gateway.graphql.context import ContextFactory
 from gateway.graphql.extensions.limits import Limits, check_document, document_bytes
+from gateway.graphql.schema import build_schema
+from gateway.http.graphiql.page import graphiql_html
 from gateway.http.protocol import (
     JSON,
     GRAPHQL_RESPONSE_JSON,
     HTTPError,
     Params,
     bad_request,
+    bearer_token,
     check_content_type,
     decode_json,
     encode_json,
@@ -66,10 +69,11 @@ from gateway.http.protocol import (
     params_from_object,
     params_from_query_string,
     read_body,
+    wants_fresh,
     wants_html,
 )
 from gateway.http.result_cache import ResultCache, result_key
-from gateway.graphql.schema import build_schema
+from gateway.observability.stats import Stats
 
 log = logging.getLogger("gateway.http")
 
@@ -80,16 +84,13 @@ EXECUTED, REQUEST_ERROR, INTERNAL = "executed", "request-error", "internal"
 class GatewayGraphQL(GraphQL):
     """strawberry's ASGI view, with the gateway's context, limits, HTTP rules and GraphiQL page."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, contexts: ContextFactory, stats: Stats) -> None:
         super().__init__(build_schema(settings), graphql_ide="graphiql" if settings.graphiql else None)
         self.settings = settings
+        self.contexts = contexts
+        self.stats = stats
         self.limits = Limits.from_settings(settings)
         self.results = ResultCache(max_bytes=settings.result_cache_bytes, ttl=settings.cache_ttl)
-
-    async def get_context(self, request: Request, response: Response) -> GatewayContext:  # type: ignore[override]
-        state = request.app.state
-        return GatewayContext(request=request, settings=self.settings, api=state.api, cache=state.cache,
-                              token=bearer_token(request, self.settings.demo_token))
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:  # type: ignore[override]
         return HTMLResponse(graphiql_html(demo=self.settings.demo_token is not None))
@@ -119,6 +120,8 @@ class GatewayGraphQL(GraphQL):
         if method not in ("GET", "HEAD", "POST"):
             raise HTTPError(405, "METHOD_NOT_ALLOWED", f"{method} is not supported: use GET or POST.",
                             headers={"Allow": ALLOW})
+        # The operation's deadline: every upstream call, retry and wait it makes ends by then.
+        deadline = time.monotonic() + self.settings.request_timeout
         accept = request.headers.get("accept")
         is_get = method in ("GET", "HEAD")
         if is_get and "query" not in request.query_params and self.graphql_ide and wants_html(accept):
@@ -130,27 +133,28 @@ class GatewayGraphQL(GraphQL):
                             f"`{GRAPHQL_RESPONSE_JSON}` or `{JSON}`.")
         if is_get:
             params = params_from_query_string(request.query_params)
-            return await self.run_single(request, params, {OperationType.QUERY}, media)
+            return await self.run_single(request, params, {OperationType.QUERY}, media, deadline)
 
         check_content_type(request.headers.get("content-type"))
         data = decode_json(await read_body(request, self.settings.max_body_bytes))
         allowed = {OperationType.QUERY, OperationType.MUTATION}
         if isinstance(data, list):
             batch = self.batch_params(data)
-            outcomes = await asyncio.gather(*(self.run_one(request, p, allowed) for p in batch))
-            return self.json_response([body for _, body in outcomes], 200, media)
-        return await self.run_single(request, params_from_object(data), allowed, media)
+            outcomes = await asyncio.gather(*(self.run_one(request, p, allowed, deadline) for p in batch))
+            return self.json_response([body for _, body, _ in outcomes], 200, media)
+        return await self.run_single(request, params_from_object(data), allowed, media, deadline)
 
     # --- result cache ----------------------------------------------------------------------------
 
-    async def run_single(self, request: Request, params: Params, allowed: set[OperationType], media: str) -> Response:
+    async def run_single(self, request: Request, params: Params, allowed: set[OperationType], media: str,
+                         deadline: float) -> Response:
         """One (not batched) operation, answered from the result cache when it can be."""
         key = self.result_key(request, params, media)
         if key is None:
-            status, body = await self.run_one(request, params, allowed)
+            status, body, _ = await self.run_one(request, params, allowed, deadline)
             return self.json_response(body, self.status_for(status, media), media)
         if not wants_fresh(request) and (hit := self.results.get(key)) is not None:
-            stats = request.app.state.stats
+            stats = self.stats
             stats.result_cache_hits += 1
             stats.cache_hits += 1  # a hit like a page's (logs and the hit ratio agree); result_cache_hits tells which
             if (scope := request_scope.current()) is not None:
@@ -158,16 +162,17 @@ class GatewayGraphQL(GraphQL):
                 scope.operation = hit.operation
                 scope.cache_hits += 1
             return Response(hit.body, status_code=hit.status, media_type=hit.content_type)
-        scope = request_scope.current()
         started = self.results.clock()
-        status, body = await self.run_one(request, params, allowed)
+        status, body, fetched_at = await self.run_one(request, params, allowed, deadline)
         code = self.status_for(status, media)
         response = self.json_response(body, code, media)
-        if (scope is not None and code == 200 and status == EXECUTED and "errors" not in body
+        if (code == 200 and status == EXECUTED and "errors" not in body
                 and not (body.get("extensions") or {}).get("warnings")):
             # Fresh only as long as the oldest page it was built from (a stale one: already expired).
-            fresh_from = min(started, scope.data_fetched_at if scope.data_fetched_at is not None else started)
-            self.results.put(key, response.body, code, response.headers["content-type"], scope.operation, fresh_from)
+            fresh_from = started if fetched_at is None else min(started, fetched_at)
+            scope = request_scope.current()  # the operation's name, for the log line of a later hit
+            self.results.put(key, response.body, code, response.headers["content-type"],
+                             scope.operation if scope is not None else None, fresh_from)
         return response
 
     def result_key(self, request: Request, params: Params, media: str) -> str | None:
@@ -177,7 +182,7 @@ class GatewayGraphQL(GraphQL):
         token = bearer_token(request, self.settings.demo_token)
         if token is None:  # an UNAUTHENTICATED answer: never stored, so never looked up
             return None
-        caller = request.app.state.cache.caller(token)
+        caller = self.contexts.caller(token)
         return result_key(caller, params.query, params.variables, params.operation_name, params.extensions, media)
 
     def batch_params(self, data: list) -> list[Params]:
@@ -192,14 +197,16 @@ class GatewayGraphQL(GraphQL):
                             limitName="batch", limit=limit, measured=len(data))
         return [params_from_object(item, batchIndex=i) for i, item in enumerate(data)]
 
-    async def run_one(self, request: Request, params: Params, allowed: set[OperationType]) -> tuple[str, dict]:
-        """Execute one operation: (outcome, response body)."""
+    async def run_one(self, request: Request, params: Params, allowed: set[OperationType],
+                      deadline: float) -> tuple[str, dict, float | None]:
+        """Execute one operation: (outcome, response body, when the oldest data it was given was fetched)."""
         documents = self.schema.documents
         errors = None if documents is not None and params.query in documents else check_document(params.query,
                                                                                                   self.limits)
         if errors:
-            return REQUEST_ERROR, {"errors": [e.formatted for e in errors]}
-        context = await self.get_context(request, Response())
+            return REQUEST_ERROR, {"errors": [e.formatted for e in errors]}, None
+        context = self.contexts.create(bearer_token(request, self.settings.demo_token), fresh=wants_fresh(request),
+                                       deadline=deadline)
         try:
             result = await self.schema.execute(params.query, variable_values=params.variables, context_value=context,
                                                operation_name=params.operation_name, allowed_operation_types=allowed,
@@ -209,13 +216,13 @@ class GatewayGraphQL(GraphQL):
                 raise HTTPError(405, "METHOD_NOT_ALLOWED", "Mutations are not allowed over GET: use POST.",
                                 headers={"Allow": "POST"}) from None
             return REQUEST_ERROR, _request_error("Subscriptions are not supported over HTTP.",
-                                                 "GRAPHQL_VALIDATION_FAILED")
+                                                 "GRAPHQL_VALIDATION_FAILED"), None
         except CannotGetOperationTypeError as e:
             message = (f'Unknown operation named "{e.operation_name}".' if e.operation_name else
                        "The document must contain exactly one operation, or `operationName` must name one.")
-            return REQUEST_ERROR, _request_error(message, "GRAPHQL_VALIDATION_FAILED")
+            return REQUEST_ERROR, _request_error(message, "GRAPHQL_VALIDATION_FAILED"), None
         except MissingQueryError:  # the empty string: a document that does not parse
-            return REQUEST_ERROR, _request_error(_parse_error(params.query), "GRAPHQL_PARSE_FAILED")
+            return REQUEST_ERROR, _request_error(_parse_error(params.query), "GRAPHQL_PARSE_FAILED"), None
         body: dict = {}
         outcome = _outcome(result)
         if outcome == EXECUTED:
@@ -224,7 +231,7 @@ class GatewayGraphQL(GraphQL):
             body["errors"] = [e.formatted for e in result.errors]
         if result.extensions:
             body["extensions"] = result.extensions
-        return outcome, body
+        return outcome, body, context.source.fetched_at
 
     @staticmethod
     def status_for(outcome: str, media: str) -> int:

@@ -125,10 +125,10 @@ def test_unexpected_exceptions_are_masked_and_logged(make_gateway, fresh_upstrea
     app = gw.server.server.config.app
 
     class Broken:
-        async def fetch_page(self, token, request):
+        async def fetch_page(self, token, request, **_):
             raise RuntimeError("secret internal detail")
 
-    app.state.api = Broken()
+    app.state.sources.api = Broken()
     with caplog.at_level("ERROR", logger="gateway.errors"):
         err = error_of(gw.gql(Q, token=token))
     assert err["message"] == "Internal server error."

@@ -12,7 +12,10 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gateway.config import Settings
+from gateway.datasource.source import LeadsSources
+from gateway.graphql.context import ContextFactory
 from gateway.http.view import GatewayGraphQL
+from gateway.observability.stats import Stats
 from gateway.serving import start_in_thread
 
 GQL = "application/graphql-response+json"
@@ -297,7 +300,9 @@ def test_no_body_is_ever_a_500_or_plain_text(gateway, body):
 @pytest.fixture(scope="module")
 def bare_view_url():
     """The view mounted for every method, as app.py is to mount it (``Route("/graphql", graphql)``)."""
-    app = Starlette(routes=[Route("/graphql", GatewayGraphQL(Settings()))])
+    settings = Settings()
+    contexts = ContextFactory(LeadsSources(settings, Stats()), max_page_size=settings.max_page_size)
+    app = Starlette(routes=[Route("/graphql", GatewayGraphQL(settings, contexts, Stats()))])
     server = start_in_thread(app)
     yield server.url
     server.stop()

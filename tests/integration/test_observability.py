@@ -101,10 +101,10 @@ def test_internal_errors_are_logged_with_the_request_id(make_gateway, fresh_upst
     gw = make_gateway(cache_ttl=0)
 
     class Broken:
-        async def fetch_page(self, token, request):
+        async def fetch_page(self, token, request, **_):
             raise RuntimeError("kaboom")
 
-    gw.server.server.config.app.state.api = Broken()
+    gw.server.server.config.app.state.sources.api = Broken()
     with caplog.at_level("INFO"):
         response = gw.post(Q, token=token, headers={"X-Request-ID": "req-77"})
     assert response.json()["errors"][0] == {**response.json()["errors"][0], "message": "Internal server error."}

@@ -17,7 +17,6 @@ import pickle
 import secrets
 import time
 from datetime import date, timedelta
-from functools import partial
 
 import pytest
 
@@ -29,7 +28,8 @@ from gateway.datasource.cache.stores import MemoryStore
 from gateway.demo.data import dataset_for_token
 from gateway.errors import RateLimited, UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
 from gateway.leads.filter import ALL_LEADS, ListFilter
-from gateway.datasource.reader import LeadReader
+from gateway.config import Settings
+from gateway.datasource.source import LeadsSources
 from gateway.leads.pagination import PageRef, encode_cursor, resolve_window
 from gateway.observability.stats import Stats
 from gateway.leads.records import LeadPage
@@ -644,7 +644,7 @@ async def test_miss_fetches_then_a_fresh_hit_does_not(caches):
     cache = caches(ttl=TTL)
     caller, fetch = cache.caller("tok"), Fetch()
     first = await cache.get_or_fetch(caller, Q, REF, fetch)
-    assert first == Served(lead_page(1))
+    assert (first.page, first.stale) == (lead_page(1), None)
     assert fetch.calls == 1 and cache.stats.cache_misses == 1 and cache.stats.cache_hits == 0
     second = await cache.get_or_fetch(caller, Q, REF, fetch)
     assert second.page == lead_page(1) and second.stale is None
@@ -677,7 +677,7 @@ async def test_ttl_expiry_fetches_again(caches):
     await cache.get_or_fetch(caller, Q, REF, fetch)
     await asyncio.sleep(PAST_TTL)
     served = await cache.get_or_fetch(caller, Q, REF, fetch)
-    assert served == Served(lead_page(2))
+    assert (served.page, served.stale) == (lead_page(2), None)
     assert fetch.calls == 2 and cache.stats.cache_misses == 2 and cache.stats.cache_hits == 0
 
 
@@ -780,7 +780,7 @@ async def test_swr_serves_stale_at_once_and_revalidates_once(caches):
     await asyncio.sleep(0.1)
     assert refresh.calls == 1  # one background fetch for ten stale reads
     after = await cache.get_or_fetch(caller, Q, REF, Fetch())
-    assert after == Served(lead_page(11))  # the refreshed page, fresh again: no fetch
+    assert (after.page, after.stale) == (lead_page(11), None)  # the refreshed page, fresh again: no fetch
     assert cache.stats.cache_hits == 1
 
 
@@ -876,34 +876,38 @@ async def test_fresh_pages_are_this_callers_and_filters_newest_first(caches):
     await cache.get_or_fetch(other, Q, PageRef(2, 10), Fetch(n=4))
     await cache.get_or_fetch(me, other_filter, PageRef(2, 10), Fetch(n=5))
     fresh = await cache.fresh_pages(me, Q)
-    assert fresh == [p2.page, p1.page]
+    assert [p.page for p in fresh] == [p2.page, p1.page]
+    assert [p.fetched_at for p in fresh] == [p2.fetched_at, p1.fetched_at]
     # Equal filters built another way find the same pages.
     assert await cache.fresh_pages(me, ListFilter.build(phone_number=" ", status="completed")) == fresh
-    assert [len(p.items) for p in await cache.fresh_pages(other, Q)] == [4]
-    assert [len(p.items) for p in await cache.fresh_pages(me, other_filter)] == [5]
+    assert [len(p.page.items) for p in await cache.fresh_pages(other, Q)] == [4]
+    assert [len(p.page.items) for p in await cache.fresh_pages(me, other_filter)] == [5]
     await asyncio.sleep(PAST_TTL)
     assert await cache.fresh_pages(me, Q) == []  # still stored (stale-if-error) but no longer fresh
     served = await cache.get_or_fetch(me, Q, PageRef(1, 10), Fetch(error=UpstreamUnavailable("down")))
     assert served.stale == "upstream-error"
 
 
-# === 6. LeadReader.window over the cache ============================================================
+# === 6. LeadsSource windows over the cache ==========================================================
+
+class InMemoryAPI:
+    """``LeadsAPI``'s one method, over ``InMemoryUpstream`` (the network is all that is faked)."""
+
+    def __init__(self, upstream: InMemoryUpstream) -> None:
+        self.upstream = upstream
+
+    async def fetch_page(self, token: str, request, *, deadline=None) -> LeadPage:
+        return (await self.upstream.load(request.filter, request.page)).page
+
 
 class Gateway:
-    """A ``LeadReader`` per request over one shared ``PageCache``, wired as in graphql/context.py."""
+    """A ``LeadsSource`` per request over one shared ``PageCache``, as the app wires them."""
 
     def __init__(self, cache: PageCache, upstream: InMemoryUpstream, token: str = "tok") -> None:
         self.cache = cache
         self.upstream = upstream
-        self.caller = cache.caller(token)
-
-    async def _load(self, request):
-        served = await self.cache.get_or_fetch(self.caller, request.query, request.page,
-                                               partial(self.upstream.load_page, request))
-        return served.page
-
-    async def _fresh(self, query):
-        return await self.cache.fresh_pages(self.caller, query)
+        self.token = token
+        self.sources = LeadsSources(Settings(), cache.stats, api=InMemoryAPI(upstream), cache=cache)
 
     async def window(self, query=ALL_LEADS, *, first=None, after=None, last=None, before=None):
         total = len(self.upstream.records)
@@ -911,7 +915,7 @@ class Gateway:
         request = resolve_window(first=first, last=last, fingerprint=fp, max_size=100,
                                  after=None if after is None else encode_cursor(after, fp, total),
                                  before=None if before is None else encode_cursor(before, fp, total))
-        return await LeadReader(self._load, cached_pages=self._fresh).window(query, request)
+        return await self.sources.open(self.token).window(query, request)
 
 
 def ids(records) -> list[int]:

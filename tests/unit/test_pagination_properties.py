@@ -294,7 +294,7 @@ async def run_window(length, first, after, last, before, records=None):
     request = resolve_window(first=first, last=last, fingerprint=FP, max_size=100,
                              after=None if after is None else encode_cursor(after, FP, length),
                              before=None if before is None else encode_cursor(before, FP, length))
-    window = await LeadReader(upstream.load_page).window(ALL_LEADS, request)
+    window = await LeadReader(upstream).window(ALL_LEADS, request)
     return window, upstream
 
 

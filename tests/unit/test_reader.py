@@ -1,8 +1,9 @@
 """``LeadReader`` over an in-memory upstream: the window logic, call counts and warnings.
 
-``InMemoryUpstream`` fakes only the network: it slices a Python list of ``LeadRecord`` exactly as
-Laravel's ``paginate(per_page)`` would (page ``k`` of size ``p`` = items ``[(k-1)p, kp)``), and it
-refuses what the real upstream would refuse with a 422 (``per_page`` outside 1..100, ``page`` < 1).
+``InMemoryUpstream`` is the reader's ``PageSource`` with only the network faked: it slices a Python list
+of ``LeadRecord`` exactly as Laravel's ``paginate(per_page)`` would (page ``k`` of size ``p`` = items
+``[(k-1)p, kp)``), and it refuses what the real upstream would refuse with a 422 (``per_page`` outside
+1..100, ``page`` < 1). It has no cache: nothing cached, nothing seen.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import pytest
 from gateway.leads.filter import ALL_LEADS, ListFilter
 from gateway.datasource.reader import LOOKUP_CONCURRENCY, LeadReader
 from gateway.leads.pagination import encode_cursor, resolve_window
+from gateway.datasource.cache import Served
 from gateway.datasource.client import PageRequest
+from gateway.leads.pagination import PageRef
 from gateway.leads.records import LeadPage, LeadRecord
 
 UPSTREAM_MAX_PER_PAGE = 100
 BASE_TIME = datetime(2025, 6, 30, 11, 18, 4, tzinfo=UTC)
+FETCHED_AT = 1_750_000_000.0  # the n-th call's page was fetched at FETCHED_AT + n
 
 
 def make_records(n: int, first_id: int = 1000) -> list[LeadRecord]:
@@ -40,7 +44,8 @@ class InMemoryUpstream:
         self.calls: list[PageRequest] = []
         self._totals = list(totals) if totals else None  # optional: the list changes between calls
 
-    async def load_page(self, request: PageRequest) -> LeadPage:
+    async def load(self, lead_filter: ListFilter, ref: PageRef) -> Served:
+        request = PageRequest(lead_filter, ref)
         self.calls.append(request)
         page, per_page = request.page.page, request.page.per_page
         if not 1 <= per_page <= UPSTREAM_MAX_PER_PAGE or page < 1:
@@ -51,8 +56,14 @@ class InMemoryUpstream:
         await asyncio.sleep(0)  # let concurrent calls interleave, as real I/O would
         lo = (page - 1) * per_page
         total = len(records)
-        return LeadPage(page=page, per_page=per_page, total=total, last_page=max(1, -(-total // per_page)),
-                        items=tuple(records[lo: lo + per_page]))
+        return Served(LeadPage(page=page, per_page=per_page, total=total, last_page=max(1, -(-total // per_page)),
+                               items=tuple(records[lo: lo + per_page])), fetched_at=FETCHED_AT + len(self.calls))
+
+    async def cached(self, lead_filter: ListFilter) -> list[Served]:
+        return []
+
+    def seen(self, ids) -> dict:
+        return {}
 
 
 def ids(records) -> list[int]:
@@ -69,7 +80,7 @@ async def read(n_leads: int, *, query: ListFilter = ALL_LEADS, cursor_total: int
     request = resolve_window(first=first, last=last, fingerprint=fp, max_size=max_size,
                              after=None if after is None else encode_cursor(after, fp, t),
                              before=None if before is None else encode_cursor(before, fp, t))
-    reader = LeadReader(upstream.load_page)
+    reader = LeadReader(upstream)
     window = await reader.window(query, request)
     return window, upstream, records, reader
 
@@ -244,13 +255,13 @@ async def test_every_request_stays_within_the_upstream_limits():
         for after in (-1, 0, 98, 99, 100, 199, 555):
             _, up, _, _ = await read(700, first=first, after=after)
             assert all(1 <= c.page.per_page <= 100 and c.page.page >= 1 for c in up.calls)
-            assert all(c.query == ALL_LEADS for c in up.calls)
+            assert all(c.filter == ALL_LEADS for c in up.calls)
 
 
 async def test_window_passes_the_filter_to_every_call():
     q = ListFilter(status="completed", campaign_id=3)
     _, up, _, _ = await read(500, query=q, last=30)
-    assert up.calls and all(c.query == q for c in up.calls)
+    assert up.calls and all(c.filter == q for c in up.calls)
 
 
 # --- warnings --------------------------------------------------------------------------------------
@@ -261,7 +272,7 @@ async def test_cursor_issued_under_another_total_warns_list_shifted():
     assert codes == ["LIST_SHIFTED"]
     (w,) = window.warnings
     assert (w["cursorTotal"], w["total"]) == (55, 40)
-    assert reader.warnings == list(window.warnings)
+    assert window.fetched_at == FETCHED_AT + 1  # the one page it was built from
 
 
 async def test_before_cursor_with_another_total_warns_too():
@@ -271,13 +282,13 @@ async def test_before_cursor_with_another_total_warns_too():
 
 async def test_cursor_issued_under_the_same_total_does_not_warn():
     window, _, _, reader = await read(40, first=5, after=9, before=30)
-    assert window.warnings == () and reader.warnings == []
+    assert window.warnings == ()
 
 
 async def test_pages_with_different_totals_warn_list_changed():
     records = make_records(300)
     upstream = InMemoryUpstream(records, totals=[300, 290])  # the list shrinks between the two calls
-    reader = LeadReader(upstream.load_page)
+    reader = LeadReader(upstream)
     request = resolve_window(first=100, after=encode_cursor(0, ALL_LEADS.fingerprint, 300), last=None,
                              before=None, fingerprint=ALL_LEADS.fingerprint, max_size=100)
     window = await reader.window(ALL_LEADS, request)
@@ -290,7 +301,7 @@ async def test_pages_with_different_totals_warn_list_changed():
 async def _find(n_leads: int, wanted: list[int], *, max_pages: int = 10):
     records = make_records(n_leads)
     upstream = InMemoryUpstream(records)
-    reader = LeadReader(upstream.load_page, lookup_max_pages=max_pages)
+    reader = LeadReader(upstream, lookup_max_pages=max_pages)
     result = await reader.find(wanted)
     return result, upstream, records, reader
 
@@ -300,9 +311,9 @@ async def test_find_on_the_first_page_is_one_call():
     result, up, _, reader = await _find(1000, [records[3].id, records[77].id])
     assert set(result.found) == {records[3].id, records[77].id}
     assert result.found[records[77].id] == records[77]
-    assert result.complete and reader.warnings == []
+    assert result.complete and result.warnings == ()
     assert len(up.calls) == 1
-    assert all(c.query == ALL_LEADS and c.page.per_page == 100 for c in up.calls)
+    assert all(c.filter == ALL_LEADS and c.page.per_page == 100 for c in up.calls)
 
 
 async def test_find_stops_after_the_batch_holding_the_last_wanted_id():
@@ -318,7 +329,7 @@ async def test_find_missing_id_in_a_list_within_the_limit_is_complete_without_wa
     result, up, _, reader = await _find(1000, [1])  # id 1 does not exist; the list is 10 pages
     assert result.found == {} and result.complete
     assert sorted(c.page.page for c in up.calls) == list(range(1, 11))  # every page read once
-    assert reader.warnings == []
+    assert result.warnings == ()
     assert (result.scanned, result.total) == (1000, 1000)
 
 
@@ -328,7 +339,7 @@ async def test_find_cut_by_the_limit_warns_lookup_truncated():
     assert result.found == {} and not result.complete
     assert len(up.calls) == 10
     assert max(c.page.page for c in up.calls) == 10
-    assert [w["code"] for w in reader.warnings] == ["LOOKUP_TRUNCATED"]
+    assert [w["code"] for w in result.warnings] == ["LOOKUP_TRUNCATED"]
     assert (result.scanned, result.total) == (1000, 2000)
 
 
@@ -336,7 +347,7 @@ async def test_find_in_a_long_list_that_finds_everything_does_not_warn():
     records = make_records(2000)
     result, up, _, reader = await _find(2000, [records[0].id, records[250].id])
     assert result.complete and len(result.found) == 2
-    assert reader.warnings == []
+    assert result.warnings == ()
     assert len(up.calls) < 10
 
 
@@ -344,10 +355,10 @@ async def test_find_respects_a_small_limit():
     records = make_records(500)
     result, up, _, reader = await _find(500, [records[499].id], max_pages=2)
     assert len(up.calls) == 2 and not result.complete
-    assert [w["code"] for w in reader.warnings] == ["LOOKUP_TRUNCATED"]
+    assert [w["code"] for w in result.warnings] == ["LOOKUP_TRUNCATED"]
 
 
 async def test_find_in_an_empty_list():
     result, up, _, reader = await _find(0, [5])
     assert result.found == {} and result.complete
-    assert len(up.calls) == 1 and reader.warnings == []
+    assert len(up.calls) == 1 and result.warnings == ()

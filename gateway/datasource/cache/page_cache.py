@@ -7,6 +7,9 @@ Freshness of an entry of age ``a`` (seconds since it was fetched):
 - ``ttl <= a < ttl + stale_if_error``: served only if the upstream call fails with a 5xx, a timeout or a
   connection error, and the response says so in ``extensions.warnings``;
 - older: gone.
+
+Every page comes back as a ``Served``, with when it was fetched: callers build answers from it and
+know exactly how fresh they are (nothing is left in the request's context).
 """
 
 from __future__ import annotations
@@ -40,17 +43,12 @@ SEEN_CALLERS = 1_000  # callers whose recently seen leads are remembered (least 
 SEEN_PER_CALLER = 5_000  # leads remembered per caller (oldest dropped)
 
 
-def _note_data(fetched_at: float) -> None:
-    """Tell the current request how old the data it is given is (the result cache's freshness bound)."""
-    if (scope := request_scope.current()) is not None:
-        scope.note_data(fetched_at)
-
-
 @dataclass(frozen=True, slots=True)
 class Served:
-    """A page and, when it is not fresh, why it was served anyway."""
+    """A page, when it was fetched (epoch seconds), and, when it is not fresh, why it was served anyway."""
 
     page: LeadPage
+    fetched_at: float
     stale: str | None = None  # "revalidating" or "upstream-error"
     age: float = 0.0
     error_code: str | None = None
@@ -82,25 +80,21 @@ class PageCache:
     def caller(self, token: str) -> str:
         return self.keys.caller(token)
 
-    async def fresh_pages(self, caller: str, query: ListFilter) -> list[LeadPage]:
-        """Fresh cached pages of this caller's list for this filter, any size (for the planner)."""
+    async def fresh_pages(self, caller: str, lead_filter: ListFilter) -> list[Served]:
+        """Fresh cached pages of this caller's list for this filter, any size, newest first (for the planner)."""
         if self.ttl <= 0:
             return []
-        entries = await self.store.group(self.keys.group(caller, query), time.time() - self.ttl)
-        if entries:  # the planner may build the answer from any of them
-            _note_data(min(e.fetched_at for e in entries))
-        return [e.page for e in sorted(entries, key=lambda e: -e.fetched_at)]  # newest first
+        entries = await self.store.group(self.keys.group(caller, lead_filter), time.time() - self.ttl)
+        return [Served(e.page, e.fetched_at) for e in sorted(entries, key=lambda e: -e.fetched_at)]
 
-    def seen_leads(self, caller: str, ids: Iterable[int]) -> dict[int, LeadRecord]:
-        """Leads with these ids from fresh pages this process served to this caller (any filter, any window)."""
+    def seen_leads(self, caller: str, ids: Iterable[int]) -> dict[int, tuple[LeadRecord, float]]:
+        """Leads with these ids, and when they were fetched, from fresh pages this process served to this
+        caller (any filter, any window)."""
         seen = self._seen.get(caller)
         if not seen or self.ttl <= 0:
             return {}
         fresh_after = time.time() - self.ttl
-        hits = {i: hit for i in ids if (hit := seen.get(i)) is not None and hit[1] >= fresh_after}
-        if hits:
-            _note_data(min(fetched_at for _, fetched_at in hits.values()))
-        return {i: record for i, (record, _) in hits.items()}
+        return {i: hit for i in ids if (hit := seen.get(i)) is not None and hit[1] >= fresh_after}
 
     def _remember(self, caller: str, page: LeadPage, fetched_at: float) -> None:
         if self.ttl <= 0:
@@ -127,9 +121,9 @@ class PageCache:
         if (scope := request_scope.current()) is not None:
             scope.cache_hits += pages
 
-    async def get_or_fetch(self, caller: str, query: ListFilter, ref: PageRef, fetch: Fetch, *,
+    async def get_or_fetch(self, caller: str, lead_filter: ListFilter, ref: PageRef, fetch: Fetch, *,
                            bypass: bool = False) -> Served:
-        group = self.keys.group(caller, query)
+        group = self.keys.group(caller, lead_filter)
         key = self.keys.page(group, ref)
         started = time.time()
         entry = await self.store.get(key) if self.ttl > 0 else None
@@ -140,13 +134,11 @@ class PageCache:
                 if (scope := request_scope.current()) is not None:
                     scope.cache_hits += 1
                 self._remember(caller, entry.page, entry.fetched_at)
-                _note_data(entry.fetched_at)
-                return Served(entry.page)
+                return Served(entry.page, entry.fetched_at)
             if age < self.ttl + self.swr:
                 self.stats.stale_served["revalidating"] += 1
                 self._revalidate(key, group, fetch)
-                _note_data(entry.fetched_at)
-                return Served(entry.page, stale="revalidating", age=age)
+                return Served(entry.page, entry.fetched_at, stale="revalidating", age=age)
         self.stats.cache_misses += 1
         since = started if bypass or self.ttl <= 0 else started - self.ttl
         task, joined = self._flight.start(key, lambda: self._fetch_shared(key, group, fetch, since))
@@ -157,13 +149,11 @@ class PageCache:
         except _STALE_IF as exc:
             if entry is not None and started - entry.fetched_at < self.ttl + self.stale_if_error:
                 self.stats.stale_served["upstream-error"] += 1
-                _note_data(entry.fetched_at)
-                return Served(entry.page, stale="upstream-error", age=started - entry.fetched_at,
+                return Served(entry.page, entry.fetched_at, stale="upstream-error", age=started - entry.fetched_at,
                               error_code=exc.code)
             raise
         self._remember(caller, fetched.page, fetched.fetched_at)
-        _note_data(fetched.fetched_at)
-        return Served(fetched.page)
+        return Served(fetched.page, fetched.fetched_at)
 
     def _revalidate(self, key: str, group: str, fetch: Fetch) -> None:
         """One background refresh per key (coalesced with any foreground call for the same key)."""

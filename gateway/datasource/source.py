@@ -1,0 +1,199 @@
+"""``LeadsSource``: one caller's leads for one request, the only way from GraphQL to data.
+
+Modelled on apollo's RESTDataSource: one object per caller and request, whose policy lives in one
+place each:
+- keys: every cache, coalescing and lease key holds ``caller``, an HMAC of the token (``cache/keys.py``);
+- dedup within the request: a page asked for twice in one request is one load (``load``);
+- coalescing across requests and instances, freshness (TTL, stale-while-revalidate, stale-if-error):
+  the shared ``PageCache``;
+- errors: the upstream client classifies every outcome into the gateway's error family;
+- what callers need back is *returned*: every page comes with its ``fetched_at``, every window and
+  lookup with its warnings and the age of its oldest page. The source also keeps the request's
+  totals of what it returned (``fetched_at``, ``warnings``): the oldest data and every warning of
+  the answer, which the result cache and the response read once the operation is done.
+
+``LeadsSources`` is the per-process part that every request's source shares: the upstream client and
+the page cache, opened by ``start()`` and closed by ``close()`` (the app's lifespan); ``open(token, ...)``
+makes a request's source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+
+from gateway.config import Settings
+from gateway.datasource.cache import PageCache, Served, build_page_cache
+from gateway.datasource.client import LeadsAPI, PageRequest
+from gateway.datasource.http_client import build_client
+from gateway.datasource.resilience import CircuitBreaker
+from gateway.datasource.reader import LeadReader, LookupResult, Window
+from gateway.errors import Unauthenticated
+from gateway.leads.filter import ListFilter
+from gateway.leads.pagination import PageRef, WindowRequest
+from gateway.leads.records import LeadPage, LeadRecord
+from gateway.observability.stats import Stats
+
+UPSTREAM_MAX_PER_PAGE = 100  # the upstream rejects per_page > 100 with a 422
+
+
+log = logging.getLogger("gateway.datasource")
+
+
+class LeadsSources:
+    """What every request's ``LeadsSource`` shares: the upstream client, the page cache, the limits."""
+
+    def __init__(self, settings: Settings, stats: Stats, breaker: CircuitBreaker | None = None, *,
+                 api: LeadsAPI | None = None, cache: PageCache | None = None) -> None:
+        """``api`` and ``cache`` are made by ``start()`` from ``settings`` unless given (tests give them)."""
+        self.settings = settings
+        self.stats = stats
+        self.breaker = breaker or CircuitBreaker(failures=settings.breaker_failures, cooldown=settings.breaker_cooldown)
+        self.lookup_max_pages = settings.lookup_max_pages
+        self.api = api
+        self.cache = cache
+
+    async def start(self) -> None:
+        """Open the pooled upstream client (keep-alive connections shared by every request) and the cache."""
+        s = self.settings
+        if self.api is None:
+            self.api = LeadsAPI(build_client(s), s.upstream_url, s.upstream_timeout, stats=self.stats,
+                                retries=s.upstream_retries, retry_after_max=s.upstream_retry_after_max,
+                                concurrency=s.upstream_concurrency, breaker=self.breaker,
+                                max_bytes=s.upstream_max_bytes)
+        if self.cache is None:
+            self.cache = build_page_cache(s, self.stats)
+
+    async def close(self) -> None:
+        if self.cache is not None:
+            await self.cache.close()
+        if self.api is not None:
+            await self.api.close()
+        log.info("stopped", extra={"fields": {"upstream_requests": dict(self.stats.upstream_requests)}})
+
+    async def readiness(self) -> dict:
+        """The cache backend's state (asked now) and the breaker's: reported, never a reason to stop serving."""
+        store = self.cache.store
+        if hasattr(store, "probe"):
+            await store.probe()
+        return {"cache": {"backend": store.backend, "state": store.state}, "upstream": {"breaker": self.breaker.state}}
+
+    def caller(self, token: str) -> str:
+        """The caller's key part: an HMAC of the token (never the token itself)."""
+        return self.cache.caller(token)
+
+    def open(self, token: str | None, *, fresh: bool = False, deadline: float | None = None) -> LeadsSource:
+        """A source for one request by the holder of ``token`` (None: every read is ``UNAUTHENTICATED``).
+
+        ``fresh``: the request said ``Cache-Control: no-cache`` (no cached page is used, fetched ones are
+        still stored); ``deadline``: ``time.monotonic()`` by which the upstream must have answered.
+        """
+        return LeadsSource(self, token, fresh=fresh, deadline=deadline)
+
+
+class LeadsSource:
+    def __init__(self, shared: LeadsSources, token: str | None, *, fresh: bool, deadline: float | None) -> None:
+        self._shared = shared
+        self._token = token
+        self._caller: str | None = None
+        self.fresh = fresh
+        self.deadline = deadline
+        self._loads: dict[PageRequest, asyncio.Task[Served]] = {}
+        self._reader = LeadReader(self, max_per_page=UPSTREAM_MAX_PER_PAGE,
+                                  lookup_max_pages=shared.lookup_max_pages)
+        # What this request was given: its answer is as old as the oldest, and carries every warning.
+        self.fetched_at: float | None = None
+        self.warnings: list[dict] = []
+
+    @property
+    def caller(self) -> str:
+        """The caller's key part; no token, no data."""
+        if self._token is None:
+            raise Unauthenticated("A bearer token is required: send `Authorization: Bearer <token>`.")
+        if self._caller is None:
+            self._caller = self._shared.caller(self._token)
+        return self._caller
+
+    # --- what the GraphQL layer asks for ------------------------------------------------------------
+
+    async def window(self, lead_filter: ListFilter, request: WindowRequest) -> Window:
+        """The leads of a validated Relay window over this filter."""
+        window = await self._reader.window(lead_filter, request)
+        if window.reused:
+            self._shared.cache.count_reuse(window.reused)
+        self._took(window.fetched_at, window.warnings)
+        return window
+
+    async def leads_by_id(self, ids: Sequence[int]) -> LookupResult:
+        """Leads by upstream id (a bounded scan of the list: the upstream has no by-id call)."""
+        result = await self._reader.find(ids)
+        self._took(result.fetched_at, result.warnings)
+        return result
+
+    async def campaign_page(self, campaign_id: int) -> LeadPage:
+        """The first page of a campaign's leads (the campaign's name comes from them)."""
+        served = await self._reader.campaign_leads_page(campaign_id)
+        return served.page
+
+    # --- the reader's PageSource ----------------------------------------------------------------------
+
+    async def load(self, lead_filter: ListFilter, ref: PageRef) -> Served:
+        """One page, loaded once per request however often it is asked for (shared by concurrent askers:
+        one asker's cancellation does not cancel the others')."""
+        request = PageRequest(lead_filter, ref)
+        task = self._loads.get(request)
+        if task is None:
+            task = self._loads[request] = asyncio.ensure_future(self._fetch(request))
+            task.add_done_callback(_retrieved)
+        return await asyncio.shield(task)
+
+    async def cached(self, lead_filter: ListFilter) -> list[Served]:
+        if self.fresh:
+            return []
+        pages = await self._shared.cache.fresh_pages(self.caller, lead_filter)
+        self._took(min((p.fetched_at for p in pages), default=None))
+        return pages
+
+    def seen(self, ids: Iterable[int]) -> dict[int, tuple[LeadRecord, float]]:
+        if self.fresh:
+            return {}
+        hits = self._shared.cache.seen_leads(self.caller, ids)
+        self._took(min((fetched_at for _, fetched_at in hits.values()), default=None))
+        return hits
+
+    async def _fetch(self, request: PageRequest) -> Served:
+        caller, token, deadline = self.caller, self._token, self.deadline
+
+        def fetch():
+            return self._shared.api.fetch_page(token, request, deadline=deadline)
+
+        served = await self._shared.cache.get_or_fetch(caller, request.filter, request.page, fetch,
+                                                       bypass=self.fresh)
+        self._took(served.fetched_at)
+        if served.stale == "upstream-error":
+            self._warn_stale(served.age, served.error_code)
+        return served
+
+    # --- what this request was given ----------------------------------------------------------------
+
+    def _took(self, fetched_at: float | None, warnings: Iterable[dict] = ()) -> None:
+        if fetched_at is not None and (self.fetched_at is None or fetched_at < self.fetched_at):
+            self.fetched_at = fetched_at
+        self.warnings.extend(warnings)
+
+    def _warn_stale(self, age: float, error_code: str | None) -> None:
+        for w in self.warnings:
+            if w["code"] == "STALE_DATA":
+                w["ageSeconds"] = max(w["ageSeconds"], round(age, 1))
+                return
+        self.warnings.append({
+            "code": "STALE_DATA",
+            "message": "The upstream failed; some leads come from a cached page past its freshness lifetime.",
+            "upstreamError": error_code, "ageSeconds": round(age, 1)})
+
+
+def _retrieved(task: asyncio.Task) -> None:
+    """A failed load whose askers all left is not reported as an exception never retrieved."""
+    if not task.cancelled():
+        task.exception()
