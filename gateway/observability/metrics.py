@@ -1,28 +1,28 @@
 """``/metrics``: the gateway's counters in Prometheus text format (prometheus-client).
 
 Values live in ``Stats`` (and the breaker and cache store); a collector reads them at scrape time, so
-hot paths pay for a plain integer increment, not a metrics-library call. No label ever carries a token
-or a caller: labels are operation names (bounded), outcomes (error codes), HTTP statuses, reasons.
+hot paths pay for a plain integer increment, not a metrics-library call; the latency histograms are
+prometheus-client's, collected with the rest. No label ever carries a token or a caller: labels are
+operation names (bounded), outcomes (error codes), HTTP statuses, reasons.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from gateway.observability.stats import Histogram, Stats
+from gateway.observability.stats import Stats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BREAKER_STATES = ("closed", "half-open", "open")
 
 
-def _histogram(name: str, doc: str, h: Histogram) -> HistogramMetricFamily:
-    buckets, running = [], 0
-    for bound, count in zip(h.buckets, h.counts):
-        running += count
-        buckets.append((repr(bound), running))
-    buckets.append(("+Inf", h.count))
-    return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=h.total)
+def _histogram(h: Histogram):
+    """The histogram's families without the ``_created`` gauge prometheus-client adds (``/metrics`` never had
+    one; switching it off globally would reach every other user of the library in the process)."""
+    for metric in h.collect():
+        metric.samples = [x for x in metric.samples if x.name != metric.name + "_created"]
+        yield metric
 
 
 class GatewayCollector:
@@ -36,8 +36,7 @@ class GatewayCollector:
         for (operation, outcome), n in sorted(s.graphql_requests.items()):
             graphql.add_metric([operation, outcome], n)
         yield graphql
-        yield _histogram("leads_gateway_graphql_request_duration_seconds", "GraphQL request latency.",
-                         s.graphql_latency)
+        yield from _histogram(s.graphql_latency)
         inflight = GaugeMetricFamily("leads_gateway_inflight_requests", "HTTP requests being served.")
         inflight.add_metric([], s.inflight)
         yield inflight
@@ -50,8 +49,7 @@ class GatewayCollector:
         retries = CounterMetricFamily("leads_gateway_upstream_retries", "Upstream attempts that were retries.")
         retries.add_metric([], s.upstream_retries)
         yield retries
-        yield _histogram("leads_gateway_upstream_request_duration_seconds", "Upstream call latency.",
-                         s.upstream_latency)
+        yield from _histogram(s.upstream_latency)
         for name, doc, value in (
             ("leads_gateway_upstream_inflight", "Upstream requests in flight.", s.upstream_inflight),
             ("leads_gateway_upstream_queued", "Upstream requests waiting for a slot.", s.upstream_queued),

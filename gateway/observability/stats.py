@@ -1,30 +1,25 @@
 """Counters and histograms of requests, upstream calls and the cache.
 
-Plain Python, cheap to update on hot paths and free of any metrics library; ``metrics.py`` exports
-them in Prometheus format at scrape time. Tests read them directly.
+Counters are plain Python (an integer increment on hot paths; tests read them directly) that
+``metrics.py`` exports at scrape time. The two latency histograms are prometheus-client's own
+``Histogram``: an ``observe`` takes 1-1.5 µs (a lock per update) against 0.2-0.3 µs for the hand-written
+one it replaced, under 0.5 % of a warm request's 0.26 ms of CPU: within noise.
 """
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter
 from dataclasses import dataclass, field
+
+from prometheus_client import Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 MAX_OPERATION_NAMES = 200  # distinct operation-name labels kept; the rest are counted as "other"
 
 
-@dataclass
-class Histogram:
-    buckets: tuple[float, ...] = LATENCY_BUCKETS
-    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
-    total: float = 0.0
-    count: int = 0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.total += value
-        self.count += 1
+def _latency(name: str, doc: str) -> Histogram:
+    # registry=None: collected through its app's own registry (metrics.py); the global one refuses a second app's
+    return Histogram(name, doc, buckets=LATENCY_BUCKETS, registry=None)
 
 
 @dataclass
@@ -32,7 +27,8 @@ class Stats:
     upstream_requests: Counter = field(default_factory=Counter)  # by outcome: "ok" or an error code
     upstream_responses: Counter = field(default_factory=Counter)  # by (HTTP status or "none", outcome)
     upstream_retries: int = 0
-    upstream_latency: Histogram = field(default_factory=Histogram)
+    upstream_latency: Histogram = field(default_factory=lambda: _latency(
+        "leads_gateway_upstream_request_duration_seconds", "Upstream call latency."))
     upstream_inflight: int = 0
     upstream_queued: int = 0  # waiting for a free upstream slot (GATEWAY_UPSTREAM_CONCURRENCY)
     cache_hits: int = 0
@@ -41,7 +37,8 @@ class Stats:
     stale_served: Counter = field(default_factory=Counter)  # by reason: "revalidating", "upstream-error"
     coalesced_waiters: Counter = field(default_factory=Counter)  # by scope: "process", "instances"
     graphql_requests: Counter = field(default_factory=Counter)  # by (operation name, outcome)
-    graphql_latency: Histogram = field(default_factory=Histogram)
+    graphql_latency: Histogram = field(default_factory=lambda: _latency(
+        "leads_gateway_graphql_request_duration_seconds", "GraphQL request latency."))
     inflight: int = 0  # HTTP requests being served
     operation_names: set = field(default_factory=set)
 

@@ -9,14 +9,17 @@ make a burst spread over several instances one upstream call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections import OrderedDict
 from urllib.parse import urlparse
 
-from aiocache import SimpleMemoryCache
+from aiocache import RedisCache, SimpleMemoryCache
 from aiocache.serializers import NullSerializer
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockNotOwnedError, RedisError
 
 from gateway.datasource.cache.codec import Entry, decode, encode
 
@@ -89,20 +92,26 @@ class MemoryStore:
 
 class RedisStore:
     """Shared store on Redis: JSON values with an expiry, a sorted set per group (score: fetched_at),
-    ``SET NX`` leases for cross-instance coalescing, and short-lived failure notes."""
+    leases for cross-instance coalescing, and short-lived failure notes.
+
+    A lease is redis-py's ``Lock`` on ``{key}@lease`` with the holder's ``owner`` as its token: only that
+    owner renews or releases it, and one that expired (or was taken over) is simply gone. Held locks are
+    kept by key (one per key: a new lease on a key replaces a stale one), each its own lock object, so
+    ``thread_local=False``: every task of the event loop shares one thread, and thread-local storage
+    would protect nothing.
+    """
 
     shared = True
     backend = "redis"
 
     def __init__(self, url: str, op_timeout: float = 0.5) -> None:
-        from aiocache import RedisCache  # imported here: redis-py is only needed when Redis is used
-
         u = urlparse(url)
         db = int(u.path.lstrip("/") or 0)
         self._cache = RedisCache(endpoint=u.hostname or "127.0.0.1", port=u.port or 6379, db=db,
                                  password=u.password, timeout=op_timeout, create_connection_timeout=op_timeout,
                                  serializer=NullSerializer(encoding=None))  # values are codec.py's JSON
         self._redis = self._cache.client  # redis.asyncio.Redis, for the commands aiocache does not wrap
+        self._leases: dict[str, tuple[str, Lock]] = {}  # key -> (owner, its lock), while held
 
     async def ping(self) -> None:
         await self._cache.raw("ping")
@@ -127,13 +136,24 @@ class RedisStore:
         return [e for raw in raws if (e := _decode_or_none(raw)) is not None and e.fetched_at >= since]
 
     async def try_lease(self, key: str, owner: str, seconds: float) -> bool:
-        return bool(await self._redis.set(f"{key}@lease", owner, nx=True, px=int(seconds * 1000)))
+        lock = self._redis.lock(f"{key}@lease", timeout=seconds, blocking=False, thread_local=False)
+        if not await lock.acquire(token=owner):
+            return False
+        self._leases[key] = (owner, lock)  # Redis had no holder, so any lock kept for this key is stale
+        return True
 
     async def renew_lease(self, key: str, owner: str, seconds: float) -> None:
-        await self._redis.eval(_RENEW, 1, f"{key}@lease", owner, int(seconds * 1000))
+        held = self._leases.get(key)
+        if held is not None and held[0] == owner:
+            with contextlib.suppress(LockNotOwnedError):  # expired or taken over: nothing to renew
+                await held[1].extend(seconds, replace_ttl=True)
 
     async def release_lease(self, key: str, owner: str) -> None:
-        await self._redis.eval(_RELEASE, 1, f"{key}@lease", owner)
+        held = self._leases.get(key)
+        if held is not None and held[0] == owner:
+            del self._leases[key]
+            with contextlib.suppress(LockNotOwnedError):  # expired or taken over: nothing to release
+                await held[1].release()
 
     async def poll(self, key: str) -> tuple[Entry | None, dict | None, bool]:
         """One round trip: the entry, a failure note, and whether the lease is still held."""
@@ -181,7 +201,7 @@ class ResilientStore:
             return await fallback(*args) if fallback else None
         try:
             result = await getattr(self.redis, name)(*args)
-        except (OSError, asyncio.TimeoutError, ConnectionError, _redis_errors()) as exc:
+        except (OSError, asyncio.TimeoutError, ConnectionError, RedisError) as exc:
             if self.down_since is None:
                 self.down_since = time.time()
                 log.warning("Redis cache unreachable (%s); serving from the in-process cache", type(exc).__name__)
@@ -229,15 +249,6 @@ class ResilientStore:
         except Exception:  # closing a dead connection must not block shutdown
             pass
 
-
-def _redis_errors() -> type[Exception]:
-    from redis.exceptions import RedisError
-
-    return RedisError
-
-
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
 def _decode_or_none(raw) -> Entry | None:
