@@ -21,8 +21,7 @@ from gateway.http.cors import CORSMiddleware
 from gateway.http.graphiql.assets import asset_routes
 from gateway.http.middleware import GraphQLFirst, RequestMiddleware
 from gateway.http.view import GatewayGraphQL
-from gateway.observability.metrics import CONTENT_TYPE, metrics_registry, render
-from gateway.observability.stats import Stats
+from gateway.observability.metrics import CONTENT_TYPE, Stats, metrics_registry, render
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

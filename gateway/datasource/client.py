@@ -31,7 +31,7 @@ from gateway.errors import (
 from gateway.datasource import http_client
 from gateway.leads.filter import ListFilter
 from gateway.leads.pagination import PageRef
-from gateway.observability.stats import Stats
+from gateway.observability.metrics import Stats
 from gateway.datasource.resilience import CircuitBreaker, is_outage, retry_delay
 from gateway.leads.records import LeadPage
 from gateway.datasource.parse import parse_page

@@ -33,7 +33,7 @@ from gateway.errors import Unauthenticated
 from gateway.leads.filter import ListFilter
 from gateway.leads.pagination import PageRef, WindowRequest
 from gateway.leads.records import LeadPage, LeadRecord
-from gateway.observability.stats import Stats
+from gateway.observability.metrics import Stats
 
 UPSTREAM_MAX_PER_PAGE = 100  # the upstream rejects per_page > 100 with a 422
 

@@ -11,7 +11,7 @@ import time
 
 from gateway.observability import scope as request_scope
 from gateway.observability.scope import RequestScope
-from gateway.observability.stats import Stats
+from gateway.observability.metrics import Stats
 
 log = logging.getLogger("gateway.request")
 _ID_PREFIX = secrets.token_hex(8)  # request ids: unique per process start, then a counter (no entropy per request)

@@ -73,7 +73,7 @@ from gateway.http.protocol import (
     wants_html,
 )
 from gateway.http.result_cache import ResultCache, result_key
-from gateway.observability.stats import Stats
+from gateway.observability.metrics import Stats
 
 log = logging.getLogger("gateway.http")
 

@@ -15,7 +15,7 @@ from gateway.config import Settings
 from gateway.datasource.source import LeadsSources
 from gateway.graphql.context import ContextFactory
 from gateway.http.view import GatewayGraphQL
-from gateway.observability.stats import Stats
+from gateway.observability.metrics import Stats
 from gateway.serving import start_in_thread
 
 GQL = "application/graphql-response+json"

@@ -31,7 +31,7 @@ from gateway.leads.filter import ALL_LEADS, ListFilter
 from gateway.config import Settings
 from gateway.datasource.source import LeadsSources
 from gateway.leads.pagination import PageRef, encode_cursor, resolve_window
-from gateway.observability.stats import Stats
+from gateway.observability.metrics import Stats
 from gateway.leads.records import LeadPage
 from gateway.datasource.parse import parse_page
 from tests.unit.test_reader import InMemoryUpstream, make_records

@@ -21,7 +21,7 @@ from gateway.leads.filter import ALL_LEADS, ListFilter
 from gateway.leads.pagination import PageRef, resolve_window
 from gateway.leads.records import LeadPage
 from gateway.observability import scope as request_scope
-from gateway.observability.stats import Stats
+from gateway.observability.metrics import Stats
 from tests.unit.test_reader import InMemoryUpstream, make_records
 
 

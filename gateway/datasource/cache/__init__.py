@@ -5,7 +5,7 @@ from __future__ import annotations
 from gateway.datasource.cache.page_cache import PageCache, Served
 from gateway.datasource.cache.stores import MemoryStore, RedisStore, ResilientStore
 from gateway.config import Settings
-from gateway.observability.stats import Stats
+from gateway.observability.metrics import Stats
 
 __all__ = ["PageCache", "Served", "build_page_cache"]
 

@@ -30,7 +30,7 @@ from gateway.datasource.cache.singleflight import SingleFlight
 from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable, error_from_note, error_to_note
 from gateway.leads.filter import ListFilter
 from gateway.leads.pagination import PageRef
-from gateway.observability.stats import Stats
+from gateway.observability.metrics import Stats
 from gateway.leads.records import LeadPage, LeadRecord
 
 log = logging.getLogger("gateway.datasource.cache")
