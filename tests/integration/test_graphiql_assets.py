@@ -8,6 +8,8 @@ falls back to the pinned CDN URLs with subresource integrity.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
+import gzip
 import hashlib
 import json
 import re
@@ -18,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urljoin
 
+import httpx
 import pytest
 
 from gateway.http.graphiql import assets as graphiql_assets
@@ -145,6 +148,75 @@ def test_accept_encoding(header, gzip):
 def test_only_the_pinned_files_are_served(gateway, path):
     response = gateway.client.get(f"/graphql/assets/{path}")
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(("accept", "encoded"), [("gzip;q=0, identity", False), ("*", True),
+                                                ("br, gzip;q=0.5", True)])
+def test_encoding_follows_accept_encoding_and_304s_repeat_tag_and_vary(gateway, built, accept, encoded):
+    """q-values count (gzip;q=0 refuses gzip); the gzip body's tag is weak (its bytes are not the file's),
+    and a 304 carries the tag and Vary of the 200 it stands for, so caches can match it."""
+    asset = ASSETS[-1]
+    url = f"/graphql/assets/{asset.name}"
+    response = gateway.client.get(url, headers={"Accept-Encoding": accept})
+    assert response.status_code == 200 and sri(response.content) == asset.integrity
+    assert (response.headers.get("content-encoding") == "gzip") is encoded
+    assert response.headers["etag"].startswith("W/") is encoded
+    again = gateway.client.get(url, headers={"Accept-Encoding": accept, "If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304
+    assert again.headers["etag"] == response.headers["etag"] and again.headers["vary"] == "Accept-Encoding"
+
+
+def test_gzip_copy_is_made_once_per_file_and_decodes_to_the_file(gateway, built):
+    """The URL is public: compressing the 3.5 MB bundle per request would be a cheap way to burn the gateway's
+    CPU. The gzip copy is made once (the second GET and concurrent first GETs reuse it); gzip and identity
+    decode to the same pinned bytes; gzip;q=0 and Range requests get identity; HEAD gets the gzip headers."""
+    asset = graphiql_assets.BY_NAME["graphiql-3.8.3.min.js"]
+    url = f"/graphql/assets/{asset.name}"
+    cache = graphiql_assets._gzipped
+
+    def raw_get(headers: dict) -> tuple[httpx.Response, bytes]:
+        with gateway.client.stream("GET", url, headers=headers) as response:
+            return response, b"".join(response.iter_raw())
+
+    cache.cache_clear()
+    first, first_raw = raw_get({"Accept-Encoding": "gzip"})
+    assert (cache.cache_info().misses, cache.cache_info().hits) == (1, 0)
+    second, second_raw = raw_get({"Accept-Encoding": "gzip"})
+    assert (cache.cache_info().misses, cache.cache_info().hits) == (1, 1)  # not compressed again
+    assert second_raw == first_raw and int(first.headers["content-length"]) == len(first_raw) < 1_000_000
+
+    plain, plain_raw = raw_get({"Accept-Encoding": "identity"})
+    refused, refused_raw = raw_get({"Accept-Encoding": "gzip;q=0"})
+    for identity, body in ((plain, plain_raw), (refused, refused_raw)):
+        assert identity.status_code == 200 and "content-encoding" not in identity.headers
+        assert body == gzip.decompress(first_raw) and sri(body) == asset.integrity
+        assert identity.headers["etag"] == plain.headers["etag"] and not identity.headers["etag"].startswith("W/")
+    assert first.headers["etag"] == "W/" + plain.headers["etag"]
+    for name in ("content-type", "cache-control", "x-content-type-options", "vary", "last-modified"):
+        assert first.headers[name] == plain.headers[name], name
+
+    ranged = gateway.client.get(url, headers={"Accept-Encoding": "gzip", "Range": "bytes=0-99"})
+    assert ranged.status_code == 206 and "content-encoding" not in ranged.headers
+    assert ranged.content == plain_raw[:100]
+    head = gateway.client.head(url, headers={"Accept-Encoding": "gzip"})
+    assert head.status_code == 200 and head.content == b"" and head.headers["content-encoding"] == "gzip"
+    assert head.headers["content-length"] == first.headers["content-length"]
+
+    cache.cache_clear()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        bodies = list(pool.map(lambda _: raw_get({"Accept-Encoding": "gzip"})[1], range(8)))
+    assert bodies == [first_raw] * 8 and cache.cache_info().misses == 1  # one compression for all eight
+
+
+def test_a_file_that_fails_its_hash_is_not_served(gateway, built, monkeypatch, tmp_path):
+    for a in ASSETS:
+        shutil.copy(graphiql_assets.STATIC_DIR / a.name, tmp_path / a.name)
+    victim = tmp_path / ASSETS[0].name
+    victim.write_bytes(victim.read_bytes() + b"/* tampered */")
+    monkeypatch.setattr(graphiql_assets, "STATIC_DIR", tmp_path)
+    refused = gateway.client.get(f"/graphql/assets/{ASSETS[0].name}")
+    assert refused.status_code == 404 and refused.headers["cache-control"] == "no-store"
+    assert gateway.client.get(f"/graphql/assets/{ASSETS[1].name}").status_code == 200
 
 
 def test_page_links_only_local_assets_when_built(gateway, built):
