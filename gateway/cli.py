@@ -1,4 +1,4 @@
-"""``leads-gateway serve | demo-upstream | schema`` (CONTRACT.md, "Command line")."""
+"""``leads-gateway serve | demo-upstream | schema``: the command line of the public contract (README, "Command line")."""
 
 from __future__ import annotations
 

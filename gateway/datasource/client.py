@@ -213,7 +213,7 @@ def _page_of(response: Answer, request: PageRequest) -> LeadPage:
 
 
 def error_from_response(response: Answer | httpx.Response) -> GatewayError:
-    """Map a non-200 upstream answer to the contract's error codes (see CONTRACT.md)."""
+    """Map a non-200 upstream answer to the contract's error codes (README, "Errors")."""
     status = response.status_code
     if status == 401:
         return UpstreamUnauthenticated("The upstream refused the bearer token (401).")

@@ -1,7 +1,7 @@
 """Deterministic fake leads for the demo upstream, one data set per bearer token.
 
-Every dataset is in exactly the JSON shape the Laravel endpoint returns (see
-``/work/shared/seed-leads-endpoint.txt``), including the quirks a real tenant's data has:
+Every dataset is in exactly the JSON shape the Laravel endpoint returns (the vendor's documented
+example of ``GET /user/leads``), including the quirks a real tenant's data has:
 PHP's empty object serialised as ``[]``, a deleted campaign (``campaign: null`` with
 ``campaign_id`` still set), partial ``variables`` and timestamps without an offset.
 Ids come from per-token disjoint ranges because the real ids are global

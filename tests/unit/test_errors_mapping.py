@@ -1,6 +1,6 @@
 """error_from_response / retry_after_seconds / PageRequest.params with real ``httpx.Response`` objects.
 
-Every upstream status must become the contract's ``extensions.code`` (CONTRACT.md), and no message
+Every upstream status must become the contract's ``extensions.code`` (README, "Errors"), and no message
 or extension may contain the caller's bearer token, even when the upstream echoes it back.
 """
 

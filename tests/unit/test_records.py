@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from gateway.errors import UpstreamBadResponse
 from gateway.leads.records import CampaignRef, ContactRecord, LeadPage, LeadRecord
 from gateway.datasource.parse import parse_page
 
-SEED = Path("/work/shared/seed-leads-endpoint.txt")
+SEED = Path(os.environ.get("LEADS_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")) / "seed-leads-endpoint.txt"
 T0 = datetime(2025, 6, 30, 11, 18, 4, tzinfo=UTC)
 
 
