@@ -1,4 +1,5 @@
-"""One immutable ``Settings`` read from the environment (names fixed by CONTRACT.md)."""
+"""One immutable ``Settings`` read from the environment (the names are part of the public contract: README,
+"Configuration")."""
 
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ class Settings:
     upstream_retries: int = 2  # extra attempts on connection errors, 502/503/504 and 429
     upstream_retry_after_max: float = 5.0  # longest Retry-After honoured before giving up on a retry
     upstream_concurrency: int = 32  # upstream requests in flight per instance; more wait in line
-    # The gateway's lean HTTP/1.1 transport (upstream/transport.py) or httpx's own (httpcore): "lean" | "httpx".
-    upstream_transport: str = "lean"
+    # aiohttp's HTTP/1.1 stack under httpx (httpx-aiohttp) or httpx's own (httpcore): "aiohttp" | "httpx".
+    upstream_transport: str = "aiohttp"
     request_timeout: float = 20.0  # deadline of one GraphQL operation, retries and waits included
     breaker_failures: int = 5  # consecutive failed upstream calls that open the circuit breaker
     breaker_cooldown: float = 10.0  # seconds the breaker stays open before one probe call
@@ -86,7 +87,7 @@ class Settings:
             upstream_retries=int(_number(env, "GATEWAY_UPSTREAM_RETRIES", 2, minimum=0, integer=True)),
             upstream_retry_after_max=_number(env, "GATEWAY_UPSTREAM_RETRY_AFTER_MAX", 5.0, minimum=0),
             upstream_concurrency=int(_number(env, "GATEWAY_UPSTREAM_CONCURRENCY", 32, minimum=1, integer=True)),
-            upstream_transport=_choice(env, "GATEWAY_UPSTREAM_TRANSPORT", "lean", ("lean", "httpx")),
+            upstream_transport=_choice(env, "GATEWAY_UPSTREAM_TRANSPORT", "aiohttp", ("aiohttp", "httpx")),
             request_timeout=_number(env, "GATEWAY_REQUEST_TIMEOUT", 20.0, minimum=0.01),
             breaker_failures=int(_number(env, "GATEWAY_BREAKER_FAILURES", 5, minimum=1, integer=True)),
             breaker_cooldown=_number(env, "GATEWAY_BREAKER_COOLDOWN", 10.0, minimum=0.01),
