@@ -19,6 +19,24 @@ from gateway.serving import RunningServer, start_in_thread
 # .ci/run sets this so that a test which would skip for a missing service fails instead.
 REQUIRE_SERVICES = os.environ.get("GATEWAY_REQUIRE_SERVICES") == "1"
 
+# The gateways' execution, "fast" (gateway/graphql/execution/fast.py) or "library" (graphql-core's own
+# executor): GATEWAY_FAST_EXECUTION=0 makes "library" the default. The GraphQL-facing integration modules
+# below run every test that starts a gateway under both, in the same run (ids ``[fast]`` / ``[library]``).
+FAST_BY_DEFAULT = Settings.from_env({"GATEWAY_FAST_EXECUTION": os.environ.get("GATEWAY_FAST_EXECUTION", "")}
+                                   ).fast_execution
+BOTH_EXECUTIONS = {"test_connection.py", "test_nested.py", "test_errors.py", "test_entities.py", "test_limits.py",
+                   "test_documents.py", "test_result_cache.py", "test_http_protocol.py"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.path.name in BOTH_EXECUTIONS and "make_gateway" in metafunc.fixturenames:
+        # Session scope: pytest groups the tests per execution, so each gateway starts once per execution.
+        metafunc.parametrize("execution", ["fast", "library"], indirect=True, scope="session")
+
+
+def pytest_report_header() -> str:
+    return f"gateway execution by default: {'fast' if FAST_BY_DEFAULT else 'library'} (GATEWAY_FAST_EXECUTION)"
+
 
 def skip_or_fail(reason: str) -> None:
     if REQUIRE_SERVICES:
@@ -94,20 +112,29 @@ def fresh_upstream(upstream: Upstream) -> Upstream:
 
 
 @pytest.fixture(scope="session")
-def make_gateway(upstream: Upstream):
-    """Start a gateway with settings overrides; stopped at the end of the session."""
+def execution(request: pytest.FixtureRequest) -> str:
+    """How the gateways execute operations: "fast" or "library" (parametrised in ``BOTH_EXECUTIONS``)."""
+    return getattr(request, "param", "fast" if FAST_BY_DEFAULT else "library")
+
+
+@pytest.fixture(scope="session")
+def make_gateway(upstream: Upstream, execution: str):
+    """Start a gateway with settings overrides; stopped at the end of the session (or of its execution)."""
     started: list[Gateway] = []
 
     def make(**overrides) -> Gateway:
         # Tests count upstream calls exactly and share gateways across fault tests: no retries and no
         # breaker unless a test asks for them (the resilience tests do).
-        settings = Settings(upstream_url=upstream.url, upstream_retries=0, breaker_failures=1_000_000)
+        settings = Settings(upstream_url=upstream.url, upstream_retries=0, breaker_failures=1_000_000,
+                            fast_execution=execution == "fast")
         settings = settings.with_(**overrides)
         gw = Gateway(start_in_thread(create_app(settings)), settings)
         started.append(gw)
         return gw
 
     yield make
+    for gw in started:  # all at once: each takes a tick of its event loop to notice (once per execution)
+        gw.server.server.should_exit = True
     for gw in started:
         gw.close()
 

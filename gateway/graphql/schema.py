@@ -17,6 +17,7 @@ from gateway.graphql.extensions.documents import DocumentCache
 from gateway.graphql.extensions.errors import ErrorFormatter, ResponseWarnings, is_expected
 from gateway.graphql.extensions.limits import limit_extensions
 from gateway.graphql.extensions.observe import OperationRecorder
+from gateway.graphql.execution import compat
 from gateway.graphql.execution.fast import FastExecutionContext
 from gateway.graphql.execution.lean import lean_resolvers
 from gateway.graphql.query import Query
@@ -52,20 +53,28 @@ class GatewaySchema(strawberry.federation.Schema):
 
 
 def build_schema(settings: Settings | None = None) -> GatewaySchema:
-    """The schema; with ``settings``, also the extensions enforcing their request limits and introspection switch."""
+    """The schema; with ``settings``, also the extensions enforcing their request limits and introspection switch.
+
+    The fast path (``FastExecutionContext`` and lean resolvers) and the document cache rely on library
+    internals: each is used only when ``compat.verdict()`` found those the tested ones (and the fast path
+    only when ``settings.fast_execution``); otherwise strawberry and graphql-core do that work themselves.
+    """
+    checked = compat.verdict()
+    fast = checked.fast_path and (settings is None or settings.fast_execution)
     # OperationRecorder first: leaving the operation after ErrorFormatter, it records the final codes.
     extensions: list = [OperationRecorder, ErrorFormatter, ResponseWarnings]
     documents = None
     if settings is not None:
         extensions += limit_extensions(settings)
-        if settings.document_cache_bytes > 0:  # after the limits: they run on every request, cached or not
+        if settings.document_cache_bytes > 0 and checked.hooks:  # after the limits: they run on every request
             documents = DocumentCache(settings.document_cache_bytes)
             extensions.append(documents.extension())
     built = GatewaySchema(query=Query, types=[Lead, Campaign], scalar_overrides=SCALAR_OVERRIDES,
                           extensions=extensions, federation_version="2.5",
-                          execution_context_class=FastExecutionContext)
+                          execution_context_class=FastExecutionContext if fast else None)
     built.documents = documents
-    lean_resolvers(built)
+    if fast:
+        lean_resolvers(built)
     return built
 
 

@@ -1,4 +1,4 @@
-"""The direct walk over plain objects (``fast_execution.py``) answers exactly what graphql-core would:
+"""The direct walk over plain objects (``execution/fast.py``) answers exactly what graphql-core would:
 the same data, the same errors at the same paths, the same null propagation; and it does take over the
 plain objects (otherwise it would be no faster)."""
 

@@ -14,11 +14,12 @@ their paths and null propagation are exactly graphql-core's. The walk has no sid
 only reads attributes, and it records nothing until it has succeeded.
 
 Off when field middleware runs (a strawberry extension with a ``resolve`` hook expects every field).
+The hook into graphql-core's executor, and what is read of strawberry's types, is in ``compat.py``:
+``build_schema`` uses this only when ``compat.verdict()`` says those internals are the tested ones.
 """
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Any
 
 from graphql import (
@@ -30,9 +31,9 @@ from graphql import (
     GraphQLSchema,
     Undefined,
 )
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-DEFINITION = "strawberry-definition"  # where strawberry keeps a GraphQL type's or field's definition
+from gateway.graphql.execution import compat
+
 PLAIN = "_gateway_attribute"  # set by lean.py on a resolver that is a plain getattr of this attribute
 
 
@@ -50,8 +51,7 @@ def _plans(schema: GraphQLSchema) -> dict[GraphQLObjectType, tuple[type | None, 
             if isinstance(t, GraphQLObjectType) and not t.name.startswith("__"):
                 plain = {name: (attribute, f.type) for name, f in t.fields.items()
                          if (attribute := getattr(f.resolve, PLAIN, None)) is not None}
-                definition = (t.extensions or {}).get(DEFINITION)
-                origin = getattr(definition, "origin", None)
+                origin = compat.type_origin(t)
                 if plain and (t.is_type_of is None or origin is not None):
                     # strawberry's is_type_of (types with interfaces) accepts an instance of the class itself
                     plans[t] = (None if t.is_type_of is None else origin, plain)
@@ -71,9 +71,9 @@ def _enum_names(enum_type: GraphQLEnumType) -> _EnumNames:
     if names is not None:
         return names
     names = _EnumNames()
-    wrapped = getattr(enum_type, "wrapped_cls", None)  # strawberry's enums; others keep their serialize
-    if isinstance(wrapped, type) and issubclass(wrapped, Enum):
-        for name, value in enum_type.values.items():  # the first matching name wins, as in serialize
+    wrapped = compat.enum_class(enum_type)  # strawberry's enums; others keep their coerce_output_value
+    if wrapped is not None:
+        for name, value in enum_type.values.items():  # the first matching name wins, as in strawberry's
             for member in wrapped:
                 if member.value == value.value:
                     names.setdefault(member, name)
@@ -82,21 +82,20 @@ def _enum_names(enum_type: GraphQLEnumType) -> _EnumNames:
     return names
 
 
-class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class FastExecutionContext(compat.WalkingExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        manager = self.middleware_manager
-        self._plans = None if manager is not None and manager.middlewares else _plans(self.schema)
+        self._plans = None if self.field_middleware else _plans(self.schema)
 
-    def execute_fields(self, parent_type, source_value, path, grouped_field_set, position_context):  # type: ignore[override]
+    def walk(self, parent_type: GraphQLObjectType, source: Any, fields) -> dict[str, Any] | None:
         if self._plans is not None and parent_type in self._plans:
             try:
-                return self._object(parent_type, source_value, grouped_field_set)
+                return self._object(parent_type, source, fields)
             except Exception:  # noqa: BLE001 - _Bail or a failure: graphql-core does it properly
                 pass
-        return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
+        return None
 
-    def _object(self, object_type: GraphQLObjectType, source: Any, grouped_field_set) -> dict[str, Any]:
+    def _object(self, object_type: GraphQLObjectType, source: Any, fields) -> dict[str, Any]:
         entry = self._plans.get(object_type)  # type: ignore[union-attr]
         if entry is None:
             raise _Bail
@@ -104,8 +103,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if origin is not None and type(source) is not origin:
             raise _Bail  # is_type_of would have to decide
         result: dict[str, Any] = {}
-        for response_name, details in grouped_field_set.items():
-            node = details[0].node
+        for response_name, details in fields.items():
+            node = compat.field_node(details)
             name = node.name.value
             if name == "__typename":
                 result[response_name] = object_type.name
@@ -134,13 +133,13 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if name is not None:
                 return name
         if isinstance(return_type, (GraphQLScalarType, GraphQLEnumType)):
-            serialized = return_type.serialize(value)
+            serialized = return_type.coerce_output_value(value)  # what graphql-core's complete_leaf_value calls
             if serialized is None or serialized is Undefined:
                 raise _Bail
             return serialized
         if isinstance(return_type, GraphQLObjectType):
-            collected = self.collect_subfields(return_type, details)
-            if collected.new_defer_usages:
-                raise _Bail
-            return self._object(return_type, value, collected.grouped_field_set)
+            fields = self.subfields(return_type, details)
+            if fields is None:
+                raise _Bail  # @defer: graphql-core's business
+            return self._object(return_type, value, fields)
         raise _Bail  # interfaces and unions: graphql-core resolves the runtime type

@@ -3,7 +3,8 @@
 strawberry resolves a field without a resolver through three calls (its wrapper, ``get_result``, the
 configured default resolver); an answer of 15 leads has a couple of hundred such fields, so those calls
 showed in the profile. Each such field gets a single closure instead; fields with a resolver, field
-extensions or a custom default resolver keep strawberry's.
+extensions or a custom default resolver keep strawberry's. Which fields those are is strawberry's
+business: ``compat.default_attribute`` asks it.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from typing import Any
 from graphql import GraphQLObjectType
 from strawberry import Schema
 
-from gateway.graphql.execution.fast import DEFINITION, PLAIN
-
+from gateway.graphql.execution import compat
+from gateway.graphql.execution.fast import PLAIN
 
 
 def _attribute(name: str) -> Callable[..., Any]:
     def resolve(source: Any, _info: Any) -> Any:
         return getattr(source, name)
 
-    setattr(resolve, PLAIN, name)  # fast_execution.py walks such fields without calling this
+    setattr(resolve, PLAIN, name)  # fast.py walks such fields without calling this
     return resolve
 
 
@@ -31,13 +32,12 @@ def lean_resolvers(schema: Schema) -> int:
     if schema.config.default_resolver is not getattr:
         return 0
     swapped = 0
-    for graphql_type in schema._schema.type_map.values():
+    for graphql_type in compat.core_schema(schema).type_map.values():
         if not isinstance(graphql_type, GraphQLObjectType) or graphql_type.name.startswith("__"):
             continue
         for field in graphql_type.fields.values():
-            definition = (field.extensions or {}).get(DEFINITION)
-            if (definition is not None and definition.is_basic_field
-                    and getattr(field.resolve, "_is_default", False)):
-                field.resolve = _attribute(definition.python_name)
+            attribute = compat.default_attribute(field)
+            if attribute is not None:
+                field.resolve = _attribute(attribute)
                 swapped += 1
     return swapped

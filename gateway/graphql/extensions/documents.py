@@ -13,7 +13,8 @@ documents cannot push out good ones).
 
 Bounded by the total length of the texts held (``GATEWAY_DOCUMENT_CACHE_BYTES``; 0 turns it off), least
 recently used first out; one cache per schema (per process). Documents are never mutated by execution,
-so one parsed tree is shared by concurrent operations.
+so one parsed tree is shared by concurrent operations. It steers strawberry through ``compat``;
+``build_schema`` leaves it out when ``compat.verdict()`` finds those hooks not working.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from collections.abc import Callable, Iterator
 
 from graphql import DocumentNode
 from strawberry.extensions import SchemaExtension
+
+from gateway.graphql.execution import compat
 
 
 class DocumentCache:
@@ -74,19 +77,19 @@ class _CachedDocuments(SchemaExtension):
         query = ec.query
         self.entry = self.cache.get(query) if query else None
         if self.entry is not None:
-            ec.graphql_document = self.entry[0]  # strawberry does not parse a document already set
+            compat.use_parsed_document(ec, self.entry[0])
         yield
-        if self.entry is None and query and ec.graphql_document is not None:
-            self.entry = self.cache.put(query, ec.graphql_document)
+        if self.entry is None and query and (document := compat.parsed_document(ec)) is not None:
+            self.entry = self.cache.put(query, document)
 
     def on_validate(self) -> Iterator[None]:
         ec = self.execution_context
         # None: nothing (the request limits, registered earlier) has failed the operation so far.
-        undecided = ec.pre_execution_errors is None and self.entry is not None
+        undecided = compat.validation_errors(ec) is None and self.entry is not None
         if undecided and self.entry[1]:
-            ec.pre_execution_errors = []  # strawberry skips its validation when this is set
+            compat.skip_validation(ec)
             yield
             return
         yield
-        if undecided and ec.pre_execution_errors == []:
+        if undecided and compat.validation_errors(ec) == []:
             self.entry[1] = True

@@ -1,4 +1,6 @@
-"""One formatter for every error a client sees: contract codes kept, everything unexpected masked."""
+"""One formatter for every error a client sees: contract codes kept, everything unexpected masked.
+
+Request errors get their code from graphql-core's message wording, which ``compat`` recognises."""
 
 from __future__ import annotations
 
@@ -9,18 +11,10 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from gateway.errors import GatewayError
+from gateway.graphql.execution import compat
 
 log = logging.getLogger("gateway.errors")
 INTERNAL_MESSAGE = "Internal server error."
-
-
-# graphql-core's messages for argument and variable values that do not fit their types.
-_BAD_VALUE_PREFIXES = ("Variable '$", "Argument '", "Expected value of type", "Expected type", "Value '", "Int cannot",
-                       "String cannot", "Boolean cannot", "ID cannot", "Enum '", "Field '")
-
-
-# Messages that start like a value problem but are about the document ("Variable '$v' is never used.").
-_DOCUMENT_PROBLEMS = ("is never used.", "is not defined.", "is not defined by operation", "cannot be non-input type")
 
 
 def format_error(error: GraphQLError) -> GraphQLError:
@@ -31,10 +25,9 @@ def format_error(error: GraphQLError) -> GraphQLError:
         # Before execution (parse, validation, variable coercion): the document or its inputs are at fault.
         if (error.extensions or {}).get("code"):
             return error  # already carries its code (the request limits: QUERY_TOO_COMPLEX)
-        if error.message.startswith("Syntax Error"):
+        if compat.is_syntax_error(error.message):
             code = "GRAPHQL_PARSE_FAILED"
-        elif original is not None or (error.message.startswith(_BAD_VALUE_PREFIXES)
-                                      and not error.message.endswith(_DOCUMENT_PROBLEMS)):
+        elif original is not None or compat.is_bad_value(error.message):
             code = "BAD_USER_INPUT"
         else:
             code = "GRAPHQL_VALIDATION_FAILED"

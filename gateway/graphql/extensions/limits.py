@@ -84,6 +84,8 @@ from graphql.language import Lexer
 from graphql.type import GraphQLInterfaceType, GraphQLObjectType
 from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, SchemaExtension
 
+from gateway.graphql.execution import compat
+
 CODE = "QUERY_TOO_COMPLEX"
 DEFAULT_CONNECTION_SIZE = 15  # the upstream's default page, what a connection without first/last returns
 SECONDARY_CONTACTS_SIZE = 3
@@ -320,8 +322,8 @@ def check_operation(schema: GraphQLSchema, document: DocumentNode, operation_nam
 class QueryLimits(SchemaExtension):
     """Depth, aliases and cost of the operation, checked after parsing and before validation.
 
-    Setting ``pre_execution_errors`` here stops the operation: strawberry then skips its validation
-    step and answers these errors, so an over-limit document never reaches graphql-core's rules.
+    ``compat.reject_operation`` stops the operation: strawberry then skips its validation step and
+    answers these errors, so an over-limit document never reaches graphql-core's rules.
     """
 
     def __init__(self, limits: Limits) -> None:
@@ -329,23 +331,24 @@ class QueryLimits(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         ec = self.execution_context
+        document = compat.parsed_document(ec)
         # Not "is None": an empty list is a cached validation's "valid", which says nothing about limits.
-        if ec.graphql_document is not None and not ec.pre_execution_errors:
-            errors = _operation_choice_errors(ec) or check_operation(
-                ec.schema._schema, ec.graphql_document, ec.operation_name, ec.variables, self.limits)
+        if document is not None and not compat.validation_errors(ec):
+            errors = _operation_choice_errors(ec, document) or check_operation(
+                compat.core_schema(ec.schema), document, ec.operation_name, ec.variables, self.limits)
             if errors:
-                ec.pre_execution_errors = errors
+                compat.reject_operation(ec, errors)
         yield
 
 
-def _operation_choice_errors(ec: Any) -> list[GraphQLError]:
+def _operation_choice_errors(ec: Any, document: DocumentNode) -> list[GraphQLError]:
     """GraphQL's GetOperation(): several operations and no ``operationName`` is a request error.
 
     strawberry would silently run the first one (its ``operation_name`` falls back to the first
     operation's name), so a GET could not even be sure which operation type it is executing.
     """
-    provided = getattr(ec, "_provided_operation_name", ec.operation_name)
-    operations = [d for d in ec.graphql_document.definitions if isinstance(d, OperationDefinitionNode)]
+    provided = compat.provided_operation_name(ec)
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if provided is None and len(operations) > 1:
         return [GraphQLError("Must provide operation name if query contains multiple operations.",
                              extensions={"code": "GRAPHQL_VALIDATION_FAILED"})]
