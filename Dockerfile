@@ -5,21 +5,24 @@ WORKDIR /graphiql
 COPY graphiql/package.json graphiql/package-lock.json graphiql/build.mjs ./
 RUN npm ci --no-audit --no-fund --loglevel=error && node build.mjs /static
 
-# Build stage: turn the project into a wheel (no compiler or build tools reach the runtime image).
+# Build stage: the locked dependencies and the project as wheels (no build tools reach the runtime image).
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY gateway ./gateway
 COPY --from=graphiql /static ./gateway/static/graphiql
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.lock \
+    && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels/project .
 
-# Runtime stage: the wheel and its dependencies, run as an unprivileged user.
+# Runtime stage: exactly the locked versions (requirements.lock) and the project, as an unprivileged user.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links=/wheels /wheels/*.whl \
-    && rm -rf /wheels \
+COPY requirements.lock /tmp/requirements.lock
+RUN pip install --no-cache-dir --no-index --find-links=/wheels -r /tmp/requirements.lock \
+    && pip install --no-cache-dir --no-index --no-deps /wheels/project/*.whl \
+    && rm -rf /wheels /tmp/requirements.lock \
     && useradd --system --uid 10001 --no-create-home gateway
 USER 10001
 EXPOSE 8000

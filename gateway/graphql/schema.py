@@ -16,7 +16,7 @@ from gateway.config import Settings
 from gateway.graphql.extensions.documents import DocumentCache
 from gateway.graphql.extensions.errors import ErrorFormatter, ResponseWarnings, is_expected
 from gateway.graphql.extensions.limits import limit_extensions
-from gateway.graphql.extensions.observe import OperationRecorder
+from gateway.graphql.extensions.recorder import OperationRecorder
 from gateway.graphql.execution import compat
 from gateway.graphql.execution.fast import FastExecutionContext
 from gateway.graphql.execution.lean import lean_resolvers
