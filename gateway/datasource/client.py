@@ -36,7 +36,7 @@ from gateway.datasource.resilience import CircuitBreaker, is_outage, retry_delay
 from gateway.leads.records import LeadPage
 from gateway.datasource.parse import parse_page
 
-# Upstream query parameter -> the GraphQL argument a client set, for 422 field errors.
+# Upstream URL parameter -> the GraphQL argument a client set, for 422 field errors.
 ARGUMENT_FOR_PARAM = {
     "status": "filter.status",
     "campaign_id": "filter.campaignId",

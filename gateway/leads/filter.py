@@ -1,4 +1,4 @@
-"""``ListFilter``: the caller's filter as canonical upstream query parameters (no I/O, no strawberry)."""
+"""``ListFilter``: the caller's filter as canonical upstream URL parameters (no I/O, no strawberry)."""
 
 from __future__ import annotations
 

@@ -36,8 +36,8 @@ class KeyMaker:
         return caller
 
     @staticmethod
-    def group(caller: str, query: ListFilter) -> str:
-        return f"{PREFIX}:{caller}:{LEADS_PATH}?{urlencode(query.params)}"
+    def group(caller: str, lead_filter: ListFilter) -> str:
+        return f"{PREFIX}:{caller}:{LEADS_PATH}?{urlencode(lead_filter.params)}"
 
     @staticmethod
     def page(group: str, ref: PageRef) -> str:

@@ -15,6 +15,13 @@ Bounded by the total length of the texts held (``GATEWAY_DOCUMENT_CACHE_BYTES``;
 recently used first out; one cache per schema (per process). Documents are never mutated by execution,
 so one parsed tree is shared by concurrent operations. It steers strawberry through ``compat``;
 ``build_schema`` leaves it out when ``compat.verdict()`` finds those hooks not working.
+
+Why not strawberry's ``ParserCache`` and ``ValidationCache``: ``ValidationCache`` sets the operation's
+errors to the cached result of validating the document alone (its key has no ``operationName`` or
+variables), replacing the errors an earlier extension set, so the request limits, whose verdict depends on
+both, would be skipped unless registered after it (``tests/integration/test_documents.py`` checks that cost
+and the operation choice are still checked on every request of a known document); and both bound their
+entries by count, not by bytes (a thousand 20 kB documents is 20 MB).
 """
 
 from __future__ import annotations
