@@ -20,7 +20,7 @@ class ConfigError(ValueError):
 class Settings:
     upstream_url: str = DEFAULT_UPSTREAM_URL
     cache_url: str = "memory://"
-    cache_secret: str | None = None  # None: a random key per process (see cache.py)
+    cache_secret: str | None = None  # None: a random key per process (see datasource/cache/keys.py)
     cache_ttl: float = 30.0
     cache_swr: float = 0.0  # serve a page this long past its TTL while one background refresh renews it
     cache_stale_if_error: float = 300.0  # serve a page this long past its TTL when the upstream fails

@@ -37,7 +37,6 @@ from gateway.observability.metrics import Stats
 
 UPSTREAM_MAX_PER_PAGE = 100  # the upstream rejects per_page > 100 with a 422
 
-
 log = logging.getLogger("gateway.datasource")
 
 
@@ -93,6 +92,8 @@ class LeadsSources:
 
 
 class LeadsSource:
+    """One caller's leads for one request (made by ``LeadsSources.open``)."""
+
     def __init__(self, shared: LeadsSources, token: str | None, *, fresh: bool, deadline: float | None) -> None:
         self._shared = shared
         self._token = token

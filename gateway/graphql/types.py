@@ -7,6 +7,8 @@ attributes that graphql-core reads without a resolver call. Fields that fetch ca
 
 from __future__ import annotations
 
+import functools
+import weakref
 from datetime import datetime
 from typing import Any
 
@@ -138,25 +140,31 @@ class Lead(Node):
 class _LeadViews:
     """``Lead`` objects kept per record object: a cached page's records are served again and again, and
     building a lead's objects cost more than the rest of its answer. Resolvers never change a Lead, so
-    requests share them. Keyed by ``id(record)``; each entry holds its record, so the id cannot be reused
-    while the entry lives. Bounded: cleared whole when full (rebuilding is cheap, and rare)."""
+    requests share them. Keyed by ``id(record)`` with a weak reference to the record: an entry lives
+    exactly as long as its record (the cache's bound is the only bound), and dies with it."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._by_id: dict[int, tuple[LeadRecord, Lead]] = {}
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[weakref.ref, Lead]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
 
     def get(self, record: LeadRecord) -> Lead:
-        hit = self._by_id.get(id(record))
-        if hit is not None and hit[0] is record:
+        key = id(record)
+        hit = self._by_id.get(key)
+        if hit is not None and hit[0]() is record:
             return hit[1]
         view = Lead.build(record)
-        if len(self._by_id) >= self.limit:
-            self._by_id.clear()
-        self._by_id[id(record)] = (record, view)
+        self._by_id[key] = (weakref.ref(record, functools.partial(self._forget, key)), view)
         return view
 
+    def _forget(self, key: int, ref: weakref.ref) -> None:
+        hit = self._by_id.get(key)
+        if hit is not None and hit[0] is ref:  # not an entry made since for a new record at the same address
+            del self._by_id[key]
 
-_VIEWS = _LeadViews(limit=50_000)
+
+_VIEWS = _LeadViews()
 
 
 @strawberry.type(description="Relay page information, exact in both directions.")

@@ -29,7 +29,7 @@ class ContactRecord:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # weakly referable: views built from it die with it
 class LeadRecord:
     id: int
     campaign_id: int | None

@@ -56,6 +56,19 @@ def test_upstream_failures_map_to_contract_codes(gateway, fresh_upstream, token,
     assert "Traceback" not in str(err)
 
 
+def test_an_answer_over_the_size_cap_is_a_bad_response_and_the_gateway_goes_on(make_gateway, fresh_upstream, token):
+    """GATEWAY_UPSTREAM_MAX_BYTES: a larger answer is refused (never buffered whole) as UPSTREAM_BAD_RESPONSE;
+    the next call, on a new connection, works."""
+    gw = make_gateway(cache_ttl=0, upstream_max_bytes=4096)
+    big = "{ leads(first: 60) { nodes { databaseId } } }"  # a page of 60 leads is well over 4 kB
+    err = error_of(gw.gql(big, token=token))
+    assert err["extensions"]["code"] == "UPSTREAM_BAD_RESPONSE"
+    assert "GATEWAY_UPSTREAM_MAX_BYTES" in err["message"] and "4096" in err["message"]
+    assert len(fresh_upstream.calls(token)) == 1  # refused, not retried
+    small = gw.gql("{ leads(first: 1) { nodes { databaseId } } }", token=token)
+    assert "errors" not in small and len(small["data"]["leads"]["nodes"]) == 1
+
+
 def test_rate_limit_carries_retry_after(gateway, fresh_upstream):
     fresh_upstream.options.retry_after = 7
     err = error_of(gateway.gql(Q, token="fault-429"))

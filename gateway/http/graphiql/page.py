@@ -2,7 +2,7 @@
 
 The page is strawberry's GraphiQL 3 page (React 18 UMD, graphiql, the explorer plugin), without its
 Django-only parts (the CSRF cookie, subscriptions over WebSocket). Its scripts and styles are the
-gateway's own copies (``gateway/graphiql_assets.py``, served at ``/graphql/assets/...``) when they are
+gateway's own copies (``gateway/http/graphiql/assets.py``, served at ``/graphql/assets/...``) when they are
 built, so it works with no internet; otherwise the same pinned files from unpkg, with subresource
 integrity.
 """
