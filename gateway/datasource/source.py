@@ -123,13 +123,13 @@ class LeadsSource:
         window = await self._reader.window(lead_filter, request)
         if window.reused:
             self._shared.cache.count_reuse(window.reused)
-        self._took(window.fetched_at, window.warnings)
+        self.warnings.extend(window.warnings)
         return window
 
     async def leads_by_id(self, ids: Sequence[int]) -> LookupResult:
         """Leads by upstream id (a bounded scan of the list: the upstream has no by-id call)."""
         result = await self._reader.find(ids)
-        self._took(result.fetched_at, result.warnings)
+        self.warnings.extend(result.warnings)
         return result
 
     async def campaign_page(self, campaign_id: int) -> LeadPage:
@@ -178,10 +178,11 @@ class LeadsSource:
 
     # --- what this request was given ----------------------------------------------------------------
 
-    def _took(self, fetched_at: float | None, warnings: Iterable[dict] = ()) -> None:
+    def _took(self, fetched_at: float | None) -> None:
+        """Every page handed to the reader passes here (``load``, ``cached``, ``seen``): the request's answer
+        is as old as the oldest of them, whatever window or lookup it ended up in."""
         if fetched_at is not None and (self.fetched_at is None or fetched_at < self.fetched_at):
             self.fetched_at = fetched_at
-        self.warnings.extend(warnings)
 
     def _warn_stale(self, age: float, error_code: str | None) -> None:
         for w in self.warnings:

@@ -154,9 +154,8 @@ class GatewayGraphQL(GraphQL):
             status, body, _ = await self.run_one(request, params, allowed, deadline)
             return self.json_response(body, self.status_for(status, media), media)
         if not wants_fresh(request) and (hit := self.results.get(key)) is not None:
-            stats = self.stats
-            stats.result_cache_hits += 1
-            stats.cache_hits += 1  # a hit like a page's (logs and the hit ratio agree); result_cache_hits tells which
+            self.stats.result_cache_hits += 1
+            self.stats.cache_hits += 1  # a hit like a page's (logs and the hit ratio agree); result_cache_hits tells which
             if (scope := request_scope.current()) is not None:
                 scope.executed = True  # answered as an operation: counted, timed and logged like one
                 scope.operation = hit.operation
