@@ -53,8 +53,10 @@ def _demo_options(args: argparse.Namespace):
     ``--fault`` and ``--fault-mix`` replace each other's environment counterpart: ``--fault-mix``
     clears a ``DEMO_FAULT``, ``--fault`` clears a ``DEMO_FAULT_MIX``. When a single fault and a mix
     are both in force (both flags, or both variables), the single fault wins (see DemoOptions).
+    ``--token-fault`` and ``--token-latency`` entries extend ``DEMO_TOKEN_FAULTS`` and
+    ``DEMO_TOKEN_LATENCY_MS``; for a token in both, the flag wins.
     """
-    from gateway.demo.app import main_options_from_env, parse_fault_mix
+    from gateway.demo.app import main_options_from_env, parse_fault_mix, parse_token_faults, parse_token_latency_ms
 
     try:
         options = main_options_from_env()
@@ -75,6 +77,16 @@ def _demo_options(args: argparse.Namespace):
             options.fault_rate = args.fault_rate
         if args.retry_after is not None:
             options.retry_after = args.retry_after
+        # Repeatable flags, each TOKEN=VALUE (or several, comma-separated): parsed together, so a token
+        # given twice on the command line is an error, as it is in the variable.
+        for flag, given, parse, attribute in (
+                ("--token-fault", args.token_fault, parse_token_faults, "token_faults"),
+                ("--token-latency", args.token_latency, parse_token_latency_ms, "token_latency")):
+            if given:
+                try:
+                    getattr(options, attribute).update(parse(",".join(given)))
+                except ValueError as exc:
+                    raise ValueError(f"{flag}: {exc}") from None
         options.__post_init__()  # re-validate after the overrides
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -106,6 +118,12 @@ def _demo_flags(parser: argparse.ArgumentParser) -> None:
                        help="several faults, each with its own probability, e.g. 503:0.10,slow:0.02,malformed:0.01 "
                             "(rates sum to at most 1; DEMO_FAULT_MIX; --fault wins when both are given)")
     group.add_argument("--retry-after", type=int, help="Retry-After seconds of the 429 fault")
+    group.add_argument("--token-fault", action="append", metavar="TOKEN=KIND",
+                       help=f"every request of this token gets this fault ({', '.join(FAULTS)}); repeatable; "
+                            "extends DEMO_TOKEN_FAULTS (tokA=500,tokB=slow)")
+    group.add_argument("--token-latency", action="append", metavar="TOKEN=MS",
+                       help="milliseconds added to every response of this token, on top of --latency-ms; "
+                            "repeatable; extends DEMO_TOKEN_LATENCY_MS (tokA=200)")
 
 
 def build_parser() -> argparse.ArgumentParser:

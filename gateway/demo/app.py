@@ -8,8 +8,10 @@ messages, ``LengthAwarePaginator::toArray()`` with ``withQueryString()`` and ``U
 links, an unescaped SQL ``LIKE`` for the phone filter, and ``json_encode``'s escaped slashes
 and ``\\uXXXX`` escapes.
 
-Failure injection (``DemoOptions.fault``, ``DemoOptions.fault_mix`` or a ``fault-<kind>`` token)
-lets callers test how the gateway copes with the upstream's bad days.
+Failure injection (``DemoOptions.fault``, ``DemoOptions.fault_mix``, a ``fault-<kind>`` token, or one
+token's own fault and latency in ``DemoOptions.token_faults`` / ``DemoOptions.token_latency``) lets
+callers test how the gateway copes with the upstream's bad days, and with one tenant's bad day while
+the others are served normally.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import math
 import os
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import quote
 
@@ -62,9 +64,9 @@ FaultMix = tuple[tuple[str, float], ...]
 class DemoOptions:
     """Runtime knobs of the demo upstream; mutable on purpose so tests can flip them on a running server.
 
-    Which fault a request gets, first match wins: a ``fault-<kind>`` token, a ``flaky-`` token,
-    ``fault`` (with ``fault_rate``), then ``fault_mix``. So when ``fault`` is set, ``fault_mix`` is
-    ignored. Both rate draws use one seeded RNG (``random.Random(0)``, restarted by ``reset_calls``),
+    Which fault a request gets, first match wins: a ``fault-<kind>`` token, the token's entry in
+    ``token_faults``, a ``flaky-`` token, ``fault`` (with ``fault_rate``), then ``fault_mix``. So when
+    ``fault`` is set, ``fault_mix`` is ignored. Both rate draws use one seeded RNG (``random.Random(0)``, restarted by ``reset_calls``),
     one draw per request, so a run with the same requests in the same order gets the same faults.
     """
 
@@ -76,6 +78,10 @@ class DemoOptions:
     # Several faults, each with its own probability, e.g. (("503", 0.10), ("slow", 0.02)): one draw x in
     # [0, 1) per request; the first fault whose cumulative rate exceeds x is injected. Rates sum to <= 1.
     fault_mix: FaultMix = ()
+    # One tenant's bad day: token -> fault kind (one of FAULTS), injected into every request of that token
+    # (no draw), and token -> seconds added to every response of that token (on top of ``latency``).
+    token_faults: dict[str, str] = field(default_factory=dict)
+    token_latency: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
@@ -86,6 +92,14 @@ class DemoOptions:
             self.fault_mix = validate_fault_mix(self.fault_mix)
         except ValueError as exc:
             raise ValueError(f"fault_mix: {exc}") from None
+        try:
+            self.token_faults = validate_token_faults(self.token_faults)
+        except ValueError as exc:
+            raise ValueError(f"token_faults: {exc}") from None
+        try:
+            self.token_latency = validate_token_latency(self.token_latency)
+        except ValueError as exc:
+            raise ValueError(f"token_latency: {exc}") from None
 
 
 def _check_rate(kind: str, rate, shown: str | None = None) -> float:
@@ -148,6 +162,95 @@ def parse_fault_mix(text: str) -> FaultMix:
 def format_fault_mix(mix: FaultMix) -> str:
     """The inverse of ``parse_fault_mix``."""
     return ",".join(f"{kind}:{rate:g}" for kind, rate in mix)
+
+
+# ---------------------------------------------------------------------------- per-token faults and latency
+
+def _check_token(token) -> str:
+    if not isinstance(token, str) or not token.strip():
+        raise ValueError(f"a token must be a non-empty string, got {token!r}")
+    if token != token.strip() or "," in token:
+        # What _bearer_token could never return: such an entry would silently match nothing.
+        raise ValueError(f"a token cannot contain commas or start or end with blanks, got {token!r}")
+    return token
+
+
+def _check_token_fault(token: str, kind) -> str:
+    if kind not in FAULTS:
+        raise ValueError(f"unknown demo fault {kind!r} for token {token!r}; expected one of {', '.join(FAULTS)}")
+    return kind
+
+
+def _check_token_seconds(token: str, seconds, shown: str | None = None) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
+            or seconds < 0:
+        raise ValueError(f"the latency of token {token!r} must be a number of seconds >= 0, "
+                         f"got {shown if shown is not None else repr(seconds)}")
+    return float(seconds)
+
+
+def validate_token_faults(faults) -> dict[str, str]:
+    """``faults`` as a new ``{token: fault}`` dict, or ValueError naming the bad entry."""
+    if not isinstance(faults, dict):
+        raise ValueError(f"expected a dict of token -> fault, got {faults!r}")
+    return {_check_token(token): _check_token_fault(token, kind) for token, kind in faults.items()}
+
+
+def validate_token_latency(latency) -> dict[str, float]:
+    """``latency`` as a new ``{token: seconds}`` dict, or ValueError naming the bad entry."""
+    if not isinstance(latency, dict):
+        raise ValueError(f"expected a dict of token -> seconds, got {latency!r}")
+    return {_check_token(token): _check_token_seconds(token, seconds) for token, seconds in latency.items()}
+
+
+def _token_pairs(text: str, example: str, value_name: str) -> list[tuple[str, str]]:
+    """``"a=1, b=2"`` -> ``[("a", "1"), ("b", "2")]``; a token given twice is an error."""
+    pairs: list[tuple[str, str]] = []
+    for part in text.split(","):
+        token, equals, value = (piece.strip() for piece in part.strip().rpartition("="))
+        if not equals or not token or not value:
+            raise ValueError(f"expected TOKEN={value_name} (e.g. {example}), got {part.strip()!r}")
+        if any(token == seen for seen, _ in pairs):
+            raise ValueError(f"token {token!r} is given more than once")
+        pairs.append((token, value))
+    return pairs
+
+
+def parse_token_faults(text: str) -> dict[str, str]:
+    """``"tokA=500,tokB=slow"`` -> ``{"tokA": "500", "tokB": "slow"}`` (the empty string: none).
+    Raises ValueError naming the bad part."""
+    if not text.strip():
+        return {}
+    return validate_token_faults(dict(_token_pairs(text, "tokA=500,tokB=slow", "KIND")))
+
+
+def parse_token_latency_ms(text: str) -> dict[str, float]:
+    """``"tokA=200,tokB=1500"`` (milliseconds) -> ``{"tokA": 0.2, "tokB": 1.5}`` (seconds; the empty
+    string: none). Raises ValueError naming the bad part."""
+    if not text.strip():
+        return {}
+    latency: dict[str, float] = {}
+    for token, ms_text in _token_pairs(text, "tokA=200", "MS"):
+        _check_token(token)
+        try:
+            ms = float(ms_text)
+        except ValueError:
+            ms = math.nan
+        if not math.isfinite(ms) or ms < 0:
+            raise ValueError(f"the latency of token {token!r} must be a number of milliseconds >= 0, "
+                             f"got {ms_text!r}")
+        latency[token] = ms / 1000.0
+    return latency
+
+
+def format_token_faults(faults: dict[str, str]) -> str:
+    """The inverse of ``parse_token_faults``."""
+    return ",".join(f"{token}={kind}" for token, kind in faults.items())
+
+
+def format_token_latency_ms(latency: dict[str, float]) -> str:
+    """The inverse of ``parse_token_latency_ms``."""
+    return ",".join(f"{token}={seconds * 1000:g}" for token, seconds in latency.items())
 
 
 @dataclass
@@ -490,6 +593,10 @@ def _respond(request: Request, token: str | None, raw: dict[str, str]) -> tuple[
     kind = None
     if token.startswith(FAULT_TOKEN_PREFIX) and token[len(FAULT_TOKEN_PREFIX):] in FAULTS:
         kind = token[len(FAULT_TOKEN_PREFIX):]
+    elif token in options.token_faults:
+        kind = options.token_faults[token]
+        if kind not in FAULTS:  # set on a running server without validation
+            raise ValueError(f"unknown demo fault {kind!r} in token_faults for token {token!r}")
     elif token.startswith(FLAKY_TOKEN_PREFIX):
         # Every other request of this token fails with a 503, starting with the first: a transient outage.
         seen = state.flaky_counts.get(token, 0)
@@ -551,6 +658,8 @@ async def _leads(request: Request) -> Response:
                                         request_id=request.headers.get("x-request-id")))
     request.app.state.call_count += 1
     delay = max(options.latency, 0.0) + stall
+    if token is not None and options.token_latency:
+        delay += max(options.token_latency.get(token, 0.0), 0.0)
     if delay > 0:
         await _sleep_unless_disconnected(request, delay)
     return response
@@ -620,7 +729,8 @@ def _env_float(name: str, minimum: float, maximum: float | None = None) -> float
 
 def main_options_from_env() -> DemoOptions:
     """Options from ``DEMO_LATENCY_MS``, ``DEMO_FAULT``, ``DEMO_FAULT_RATE``, ``DEMO_FAULT_MIX``,
-    ``DEMO_RETRY_AFTER``, ``DEMO_SLOW_SECONDS`` (all optional), for ``leads-gateway demo-upstream``."""
+    ``DEMO_RETRY_AFTER``, ``DEMO_SLOW_SECONDS``, ``DEMO_TOKEN_FAULTS`` (``tokA=500,tokB=slow``) and
+    ``DEMO_TOKEN_LATENCY_MS`` (``tokA=200``) (all optional), for ``leads-gateway demo-upstream``."""
     options = DemoOptions()
     latency_ms = _env_float("DEMO_LATENCY_MS", 0.0)
     if latency_ms is not None:
@@ -647,4 +757,10 @@ def main_options_from_env() -> DemoOptions:
     slow = _env_float("DEMO_SLOW_SECONDS", 0.0)
     if slow is not None:
         options.slow_seconds = slow
+    for name, parse, attribute in (("DEMO_TOKEN_FAULTS", parse_token_faults, "token_faults"),
+                                   ("DEMO_TOKEN_LATENCY_MS", parse_token_latency_ms, "token_latency")):
+        try:
+            setattr(options, attribute, parse(os.environ.get(name, "")))
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
     return options

@@ -16,7 +16,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.demo.app import FAULTS, DemoOptions, create_demo_app, main_options_from_env
+from gateway.demo.app import (
+    FAULTS,
+    DemoOptions,
+    create_demo_app,
+    format_token_faults,
+    format_token_latency_ms,
+    main_options_from_env,
+    parse_token_faults,
+    parse_token_latency_ms,
+)
 from gateway.demo.data import STATUSES, dataset_for_token
 from gateway.serving import start_in_thread
 
@@ -479,7 +488,8 @@ def test_calls_are_recorded(client, app):
 
 
 def test_options_from_env(monkeypatch):
-    for name in ("DEMO_LATENCY_MS", "DEMO_FAULT", "DEMO_FAULT_RATE", "DEMO_RETRY_AFTER", "DEMO_SLOW_SECONDS"):
+    for name in ("DEMO_LATENCY_MS", "DEMO_FAULT", "DEMO_FAULT_RATE", "DEMO_FAULT_MIX", "DEMO_RETRY_AFTER",
+                 "DEMO_SLOW_SECONDS", "DEMO_TOKEN_FAULTS", "DEMO_TOKEN_LATENCY_MS"):
         monkeypatch.delenv(name, raising=False)
     assert main_options_from_env() == DemoOptions()
     monkeypatch.setenv("DEMO_LATENCY_MS", "250")
@@ -506,3 +516,149 @@ def test_flaky_tokens_alternate_between_503_and_success(client):
     statuses = [get(client, "flaky-abc").status_code for _ in range(4)]
     assert statuses == [503, 200, 503, 200]
     assert get(client, "flaky-other").status_code == 503  # counted per token
+
+
+# ------------------------------------------------------------------ one tenant's faults and latency
+
+def test_token_fault_hits_its_token_only(client, app):
+    app.state.options.token_faults["noisy"] = "500"  # mutable on a running server
+    response = get(client, "noisy", per_page="1")
+    assert response.status_code == 500 and response.json() == {"message": "Server Error"}
+    assert get(client, "quiet", per_page="1").status_code == 200
+    assert [get(client, "noisy", per_page="1").status_code for _ in range(3)] == [500] * 3
+    assert client.get("/_demo/faults").json() == {"faults": {"500": 4}}
+    app.state.options.token_faults["noisy"] = "503"
+    assert get(client, "noisy").status_code == 503
+    del app.state.options.token_faults["noisy"]
+    assert get(client, "noisy").status_code == 200
+
+
+@pytest.mark.parametrize("kind", [kind for kind in FAULTS if kind != "slow"])
+def test_token_fault_every_kind(client, app, kind):
+    app.state.options = DemoOptions(token_faults={"tenant-a": kind})
+    fault_token = get(client, f"fault-{kind}", per_page="3")
+    response = get(client, "tenant-a", per_page="3")
+    assert (response.status_code, response.headers["content-type"]) == (
+        fault_token.status_code, fault_token.headers["content-type"])
+    if kind != "malformed":  # a truncated copy of the token's own data set
+        assert response.content == fault_token.content
+    assert get(client, "tenant-b", per_page="3").status_code == 200
+    assert client.get("/_demo/faults").json() == {"faults": {kind: 2}}
+
+
+def test_token_fault_slow_stalls_its_token_only(client, app):
+    app.state.options = DemoOptions(token_faults={"slowpoke": "slow"}, slow_seconds=0.4)
+    started = time.perf_counter()
+    assert get(client, "slowpoke", per_page="1").status_code == 200
+    slow = time.perf_counter() - started
+    started = time.perf_counter()
+    assert get(client, "other", per_page="1").status_code == 200
+    assert slow >= 0.4 > 4 * (time.perf_counter() - started)
+
+
+def test_token_fault_precedence(client, app):
+    # After a fault-<kind> token, before the flaky tokens and the global fault and mix.
+    app.state.options = DemoOptions(fault="503", fault_mix=(("502", 1.0),),
+                                    token_faults={"fault-429": "500", "flaky-x": "500", "mine": "500"})
+    assert get(client, "fault-429").status_code == 429
+    assert [get(client, "flaky-x").status_code for _ in range(2)] == [500, 500]
+    assert get(client, "mine").status_code == 500
+    assert get(client, "theirs").status_code == 503
+    assert get(client, None).status_code == 401  # no token: no fault
+    app.state.options.fault = None
+    assert get(client, "theirs").status_code == 502
+    assert client.get("/_demo/faults").json()["faults"] == {"429": 1, "500": 3, "502": 1, "503": 1}
+
+
+def test_token_latency_applies_to_its_token_only(client, app):
+    app.state.options.token_latency["noisy"] = 0.3
+    started = time.perf_counter()
+    assert get(client, "noisy", per_page="1").status_code == 200
+    noisy = time.perf_counter() - started
+    started = time.perf_counter()
+    assert get(client, "quiet", per_page="1").status_code == 200
+    quiet = time.perf_counter() - started
+    assert noisy >= 0.3 and quiet < 0.15, (noisy, quiet)
+    # On top of the global latency.
+    app.state.options.latency = 0.1
+    started = time.perf_counter()
+    get(client, "noisy", per_page="1")
+    assert time.perf_counter() - started >= 0.4
+
+
+def test_token_latency_and_fault_together(client, app):
+    app.state.options = DemoOptions(token_faults={"noisy": "503"}, token_latency={"noisy": 0.2})
+    started = time.perf_counter()
+    assert get(client, "noisy").status_code == 503
+    assert time.perf_counter() - started >= 0.2
+
+
+def test_parse_token_faults_and_latency():
+    assert parse_token_faults("tokA=500, tokB = slow") == {"tokA": "500", "tokB": "slow"}
+    assert parse_token_faults("") == {} and parse_token_latency_ms("  ") == {}
+    assert parse_token_faults("1|abc==503") == {"1|abc=": "503"}  # the last "=" separates
+    assert parse_token_latency_ms("tokA=200,tokB=0,tokC=1.5") == {"tokA": 0.2, "tokB": 0.0, "tokC": 0.0015}
+    assert format_token_faults(parse_token_faults("a=500,b=slow")) == "a=500,b=slow"
+    assert format_token_latency_ms(parse_token_latency_ms("a=200,b=1500")) == "a=200,b=1500"
+
+
+@pytest.mark.parametrize("parse, text, message", [
+    (parse_token_faults, "tokA", "expected TOKEN=KIND (e.g. tokA=500,tokB=slow), got 'tokA'"),
+    (parse_token_faults, "=500", "expected TOKEN=KIND"),
+    (parse_token_faults, "tokA=", "expected TOKEN=KIND"),
+    (parse_token_faults, "tokA=500,", "expected TOKEN=KIND"),
+    (parse_token_faults, "tokA=404", "unknown demo fault '404' for token 'tokA'; expected one of 500, 502"),
+    (parse_token_faults, "tokA=500,tokA=503", "token 'tokA' is given more than once"),
+    (parse_token_latency_ms, "tokA", "expected TOKEN=MS (e.g. tokA=200), got 'tokA'"),
+    (parse_token_latency_ms, "tokA=-5", "the latency of token 'tokA' must be a number of milliseconds >= 0, "
+                                        "got '-5'"),
+    (parse_token_latency_ms, "tokA=fast", "must be a number of milliseconds >= 0, got 'fast'"),
+    (parse_token_latency_ms, "tokA=nan", "must be a number of milliseconds >= 0"),
+    (parse_token_latency_ms, "tokA=inf", "must be a number of milliseconds >= 0"),
+    (parse_token_latency_ms, "tokA=1,tokA=2", "token 'tokA' is given more than once"),
+])
+def test_parse_token_errors(parse, text, message):
+    with pytest.raises(ValueError) as info:
+        parse(text)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"token_faults": {"tokA": "404"}}, "token_faults: unknown demo fault '404' for token 'tokA'"),
+    ({"token_faults": {"": "500"}}, "token_faults: a token must be a non-empty string"),
+    ({"token_faults": {" tokA": "500"}}, "token_faults: a token cannot contain commas or start or end with blanks"),
+    ({"token_faults": {"a,b": "500"}}, "token_faults: a token cannot contain commas"),
+    ({"token_faults": "tokA=500"}, "token_faults: expected a dict of token -> fault"),
+    ({"token_latency": {"tokA": -0.1}}, "token_latency: the latency of token 'tokA' must be a number of "
+                                        "seconds >= 0, got -0.1"),
+    ({"token_latency": {"tokA": "1"}}, "token_latency: the latency of token 'tokA' must be a number"),
+    ({"token_latency": {"tokA": float("inf")}}, "token_latency: the latency of token 'tokA' must be a number"),
+    ({"token_latency": {"tokA": True}}, "token_latency: the latency of token 'tokA' must be a number"),
+    ({"token_latency": [("tokA", 1)]}, "token_latency: expected a dict of token -> seconds"),
+])
+def test_invalid_token_options_are_rejected(kwargs, message):
+    with pytest.raises(ValueError) as info:
+        DemoOptions(**kwargs)
+    assert str(info.value).startswith(message)
+
+
+def test_token_options_defaults_are_not_shared():
+    first, second = DemoOptions(), DemoOptions()
+    first.token_faults["x"] = "500"
+    first.token_latency["x"] = 1.0
+    assert second.token_faults == {} and second.token_latency == {}
+    assert DemoOptions(token_latency={"x": 2}).token_latency == {"x": 2.0}
+
+
+def test_token_options_from_env(monkeypatch):
+    monkeypatch.setenv("DEMO_TOKEN_FAULTS", "tokA=500, tokB=slow")
+    monkeypatch.setenv("DEMO_TOKEN_LATENCY_MS", "tokA=200")
+    options = main_options_from_env()
+    assert options.token_faults == {"tokA": "500", "tokB": "slow"} and options.token_latency == {"tokA": 0.2}
+    for name, bad, message in (("DEMO_TOKEN_FAULTS", "tokA=teapot", "unknown demo fault 'teapot'"),
+                               ("DEMO_TOKEN_FAULTS", "tokA", "expected TOKEN=KIND"),
+                               ("DEMO_TOKEN_LATENCY_MS", "tokA=-1", "milliseconds >= 0")):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(ValueError, match=f"^{name}: .*{message}"):
+            main_options_from_env()
+        monkeypatch.delenv(name)

@@ -231,6 +231,54 @@ def test_cli_rejects_a_bad_mix_with_exit_2(argv, env, message):
     assert "Traceback" not in out.stderr
 
 
+def test_cli_token_fault_and_latency_flags(monkeypatch):
+    for name in ("DEMO_TOKEN_FAULTS", "DEMO_TOKEN_LATENCY_MS"):
+        monkeypatch.delenv(name, raising=False)
+    options = options_for("--token-fault", "noisy=500", "--token-fault", "other=slow,third=503",
+                          "--token-latency", "noisy=2000", "--token-latency", "other=0.5")
+    assert options.token_faults == {"noisy": "500", "other": "slow", "third": "503"}
+    assert options.token_latency == {"noisy": 2.0, "other": 0.0005}
+    assert options_for().token_faults == {} and options_for().token_latency == {}
+    # serve --demo shares the flags.
+    serve = _demo_options(build_parser().parse_args(["serve", "--demo", "--token-fault", "a=429",
+                                                     "--token-latency", "a=10"]))
+    assert serve.token_faults == {"a": "429"} and serve.token_latency == {"a": 0.01}
+
+
+def test_cli_token_flags_extend_and_override_the_environment(monkeypatch):
+    monkeypatch.setenv("DEMO_TOKEN_FAULTS", "tokA=500,tokB=slow")
+    monkeypatch.setenv("DEMO_TOKEN_LATENCY_MS", "tokA=200")
+    assert options_for().token_faults == {"tokA": "500", "tokB": "slow"}
+    options = options_for("--token-fault", "tokB=503", "--token-fault", "tokC=html", "--token-latency", "tokC=5")
+    assert options.token_faults == {"tokA": "500", "tokB": "503", "tokC": "html"}
+    assert options.token_latency == {"tokA": 0.2, "tokC": 0.005}
+    # The per-token faults leave the global ones alone, and the other way round.
+    both = options_for("--fault", "502", "--token-fault", "tokA=429")
+    assert both.fault == "502" and both.token_faults["tokA"] == "429"
+
+
+@pytest.mark.parametrize("argv, env, message", [
+    (["--token-fault", "noisy=teapot"], {}, "leads-gateway: --token-fault: unknown demo fault 'teapot' for token "
+                                            "'noisy'; expected one of 500, 502"),
+    (["--token-fault", "noisy"], {}, "leads-gateway: --token-fault: expected TOKEN=KIND"),
+    (["--token-fault", "a=500", "--token-fault", "a=503"], {},
+     "leads-gateway: --token-fault: token 'a' is given more than once"),
+    (["--token-latency", "noisy=-1"], {}, "leads-gateway: --token-latency: the latency of token 'noisy' must be a "
+                                          "number of milliseconds >= 0, got '-1'"),
+    (["--token-latency", "noisy:200"], {}, "leads-gateway: --token-latency: expected TOKEN=MS"),
+    ([], {"DEMO_TOKEN_FAULTS": "a=404"}, "leads-gateway: DEMO_TOKEN_FAULTS: unknown demo fault '404' for token 'a'"),
+    ([], {"DEMO_TOKEN_LATENCY_MS": "a=soon"}, "leads-gateway: DEMO_TOKEN_LATENCY_MS: the latency of token 'a' must "
+                                              "be a number of milliseconds >= 0, got 'soon'"),
+])
+def test_cli_rejects_bad_token_options_with_exit_2(argv, env, message):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DEMO_", "GATEWAY_"))}
+    out = subprocess.run([sys.executable, "-m", "gateway.cli", "demo-upstream", "--port", "0", *argv],
+                         cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.startswith(message), out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
 # ------------------------------------------------------------------ the soak script's own checks
 
 @pytest.mark.parametrize("body", [
