@@ -720,7 +720,7 @@ def report(args, out: Outcome, command: str) -> tuple[str, bool]:
         f"Setup: {args.clients} concurrent clients (closed loop, no think time) for {args.seconds:g} s over "
         f"{args.tokens} tokens; demo upstream `--fault-mix {args.fault_mix}` `--latency-ms {args.latency_ms:g}` "
         f"with DEMO_SLOW_SECONDS={args.slow_seconds:g}; one gateway process with GATEWAY_UPSTREAM_TIMEOUT="
-        f"{args.upstream_timeout:g} and default retries (2), breaker (5 failures, 10 s), cache (TTL 30 s, "
+        f"{args.upstream_timeout:g} and default retries (2), breaker (50 % of ≥ 20 calls in 10 s over ≥ 3 callers), cache (TTL 30 s, "
         f"stale-if-error 300 s); {NO_CACHE_SHARE:.0%} of requests with `Cache-Control: no-cache`",
         "",
         "| figure | value |",

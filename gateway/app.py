@@ -14,7 +14,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.config import Settings
-from gateway.datasource.resilience import CircuitBreaker
 from gateway.datasource.source import LeadsSources
 from gateway.graphql.context import ContextFactory
 from gateway.http.cors import CORSMiddleware
@@ -27,20 +26,21 @@ from gateway.observability.metrics import CONTENT_TYPE, Stats, metrics_registry,
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     stats = Stats()
-    breaker = CircuitBreaker(failures=settings.breaker_failures, cooldown=settings.breaker_cooldown)
-    sources = LeadsSources(settings, stats, breaker)
+    sources = LeadsSources(settings, stats)
     graphql = GatewayGraphQL(settings, ContextFactory(sources, max_page_size=settings.max_page_size), stats)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await sources.start()
-        app.state.metrics = metrics_registry(stats, breaker, sources.cache)
+        app.state.metrics = metrics_registry(stats, sources.traffic, sources.cache, graphql.rate_limiter)
         app.state.ready = True
         try:
             yield
         finally:
             app.state.ready = False
             await sources.close()
+            if graphql.rate_limiter is not None:
+                await graphql.rate_limiter.close()
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -74,7 +74,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.stats = stats
-    app.state.breaker = breaker
     app.state.sources = sources
     app.state.ready = False
     return app

@@ -44,8 +44,23 @@ class Settings:
     # aiohttp's HTTP/1.1 stack under httpx (httpx-aiohttp) or httpx's own (httpcore): "aiohttp" | "httpx".
     upstream_transport: str = "aiohttp"
     request_timeout: float = 20.0  # deadline of one GraphQL operation, retries and waits included
-    breaker_failures: int = 5  # consecutive failed upstream calls that open the circuit breaker
-    breaker_cooldown: float = 10.0  # seconds the breaker stays open before one probe call
+    # Tenant isolation (README, "Operating it"). The upstream breaker opens when, over the last
+    # ``breaker_window`` seconds, at least ``breaker_min_calls`` calls were made, ``breaker_failure_rate`` of
+    # them failed, and the failures came from several callers (``breaker_min_callers``, or every active caller
+    # when fewer were active); a caller's own breaker opens on that caller's failures alone.
+    breaker_window: float = 10.0
+    breaker_min_calls: int = 20  # Hystrix's 20 in 10 s
+    breaker_failure_rate: float = 0.5  # resilience4j's and Hystrix's 50 %
+    breaker_min_callers: int = 3
+    breaker_cooldown: float = 5.0  # seconds a breaker stays open before one probe call
+    caller_breaker_min_calls: int = 10
+    # Share of the upstream concurrency one caller may hold (the rest stays free for the others).
+    caller_share: float = 0.5
+    upstream_queue_max: int = 100  # upstream calls one caller may have waiting for a slot; more: RATE_LIMITED
+    upstream_queue_timeout: float = 5.0  # longest wait for an upstream slot; past it: RATE_LIMITED
+    # Per-caller request rate limit in the ``limits`` library's notation ("20/second;600/minute"); empty: off.
+    # Counted in the cache backend: with Redis, every instance shares the count.
+    rate_limit: str = ""
     # Limits on what a client may send (checked before any upstream call).
     max_body_bytes: int = 100_000
     max_document_bytes: int = 20_000
@@ -89,8 +104,17 @@ class Settings:
             upstream_concurrency=int(_number(env, "GATEWAY_UPSTREAM_CONCURRENCY", 32, minimum=1, integer=True)),
             upstream_transport=_choice(env, "GATEWAY_UPSTREAM_TRANSPORT", "aiohttp", ("aiohttp", "httpx")),
             request_timeout=_number(env, "GATEWAY_REQUEST_TIMEOUT", 20.0, minimum=0.01),
-            breaker_failures=int(_number(env, "GATEWAY_BREAKER_FAILURES", 5, minimum=1, integer=True)),
-            breaker_cooldown=_number(env, "GATEWAY_BREAKER_COOLDOWN", 10.0, minimum=0.01),
+            breaker_window=_number(env, "GATEWAY_BREAKER_WINDOW", 10.0, minimum=0.1),
+            breaker_min_calls=int(_number(env, "GATEWAY_BREAKER_MIN_CALLS", 20, minimum=1, integer=True)),
+            breaker_failure_rate=_fraction(env, "GATEWAY_BREAKER_FAILURE_RATE", 0.5),
+            breaker_min_callers=int(_number(env, "GATEWAY_BREAKER_MIN_CALLERS", 3, minimum=1, integer=True)),
+            breaker_cooldown=_number(env, "GATEWAY_BREAKER_COOLDOWN", 5.0, minimum=0.01),
+            caller_breaker_min_calls=int(_number(env, "GATEWAY_CALLER_BREAKER_MIN_CALLS", 10, minimum=1,
+                                                 integer=True)),
+            caller_share=_fraction(env, "GATEWAY_CALLER_SHARE", 0.5),
+            upstream_queue_max=int(_number(env, "GATEWAY_UPSTREAM_QUEUE_MAX", 100, minimum=0, integer=True)),
+            upstream_queue_timeout=_number(env, "GATEWAY_UPSTREAM_QUEUE_TIMEOUT", 5.0, minimum=0),
+            rate_limit=env.get("GATEWAY_RATE_LIMIT", "").strip(),
             max_body_bytes=int(_number(env, "GATEWAY_MAX_BODY_BYTES", 100_000, minimum=256, integer=True)),
             max_document_bytes=int(_number(env, "GATEWAY_MAX_DOCUMENT_BYTES", 20_000, minimum=64, integer=True)),
             max_tokens=int(_number(env, "GATEWAY_MAX_TOKENS", 2_000, minimum=10, integer=True)),
@@ -107,6 +131,16 @@ class Settings:
             raise ConfigError(f"GATEWAY_UPSTREAM_URL must be an http(s) URL, got {s.upstream_url!r}")
         if not _valid_cache_url(s.cache_url):
             raise ConfigError(f"GATEWAY_CACHE_URL must be memory:// or redis://host[:port][/db], got {s.cache_url!r}")
+        if s.rate_limit:  # checked at start-up, not on the first request (http/ratelimit.py parses it again)
+            from limits import parse_many
+
+            try:
+                rates = parse_many(s.rate_limit)
+            except ValueError as e:
+                raise ConfigError(f'GATEWAY_RATE_LIMIT must be rates like "20/second;600/minute" (the limits '
+                                  f'library\'s notation), got {s.rate_limit!r}: {e}') from None
+            if any(rate.amount < 1 for rate in rates):
+                raise ConfigError(f"GATEWAY_RATE_LIMIT must allow at least 1 request per period, got {s.rate_limit!r}")
         return s
 
     def with_(self, **changes) -> Settings:
@@ -136,6 +170,13 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
         raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
     if not math.isfinite(value) or value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
+    return value
+
+
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _number(env, name, default, minimum=0)
+    if not 0 < value <= 1:
+        raise ConfigError(f"{name} must be a fraction in (0, 1], got {env.get(name)!r}")
     return value
 
 

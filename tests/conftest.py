@@ -125,7 +125,8 @@ def make_gateway(upstream: Upstream, execution: str):
     def make(**overrides) -> Gateway:
         # Tests count upstream calls exactly and share gateways across fault tests: no retries and no
         # breaker unless a test asks for them (the resilience tests do).
-        settings = Settings(upstream_url=upstream.url, upstream_retries=0, breaker_failures=1_000_000,
+        settings = Settings(upstream_url=upstream.url, upstream_retries=0, breaker_min_calls=1_000_000,
+                            caller_breaker_min_calls=1_000_000,
                             fast_execution=execution == "fast")
         settings = settings.with_(**overrides)
         gw = Gateway(start_in_thread(create_app(settings)), settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -32,9 +33,13 @@ from gateway.datasource import http_client
 from gateway.leads.filter import ListFilter
 from gateway.leads.pagination import PageRef
 from gateway.observability.metrics import Stats
-from gateway.datasource.resilience import CircuitBreaker, is_outage, retry_delay
+from gateway.config import Settings
+from gateway.datasource.traffic import Outcome, TrafficControl, classify
+from gateway.datasource.traffic.retry import retry_delay
 from gateway.leads.records import LeadPage
 from gateway.datasource.parse import parse_page
+
+log = logging.getLogger("gateway.datasource")
 
 # Upstream URL parameter -> the GraphQL argument a client set, for 422 field errors.
 ARGUMENT_FOR_PARAM = {
@@ -68,16 +73,17 @@ def _remaining(deadline: float | None, default: float) -> float:
 class LeadsAPI:
     """Fetches pages of the caller's leads through one shared ``httpx.AsyncClient``.
 
-    Every call is bounded: by the concurrency limit (a spike queues here, not at the upstream), by the
-    circuit breaker (fail fast while the upstream is down), by retries with backoff (resilience.py),
-    and by the request's ``deadline`` (``time.monotonic()``), whichever ends first.
+    Every attempt passes ``TrafficControl`` first (the caller's fair share of the concurrency, the
+    breakers, the upstream's 429 pauses: datasource/traffic/) and reports its one classified ``Outcome``
+    back to it; the outcome also decides retries (with backoff) and labels the metrics. Every call is
+    bounded by the request's ``deadline`` (``time.monotonic()``), retries and waits included.
     """
 
     path = "/user/leads"
 
     def __init__(self, client: httpx.AsyncClient, base_url: str, timeout: float, stats: Stats | None = None, *,
-                 retries: int = 0, retry_after_max: float = 5.0, concurrency: int = 32,
-                 breaker: CircuitBreaker | None = None, max_bytes: int = 8 * 1024 * 1024) -> None:
+                 retries: int = 0, retry_after_max: float = 5.0, traffic: TrafficControl | None = None,
+                 max_bytes: int = 8 * 1024 * 1024) -> None:
         self._client = client
         self.max_bytes = max_bytes
         self._url = base_url.rstrip("/") + self.path
@@ -85,68 +91,57 @@ class LeadsAPI:
         self.stats = stats or Stats()
         self.retries = retries
         self.retry_after_max = retry_after_max
-        self.breaker = breaker or CircuitBreaker(failures=5, cooldown=10.0)
-        self._slots = asyncio.Semaphore(concurrency)
+        self.traffic = traffic or TrafficControl(Settings(upstream_retry_after_max=retry_after_max), self.stats)
 
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def fetch_page(self, token: str, request: PageRequest, *, deadline: float | None = None) -> LeadPage:
-        """One logical call: attempts with retries, each counted by outcome ("ok" or an error code)."""
+    async def fetch_page(self, token: str, request: PageRequest, *, caller: str = "-",
+                         deadline: float | None = None) -> LeadPage:
+        """One logical call by ``caller`` (the token's HMAC: the unit of fairness and of the breakers), with
+        retries; every attempt counted by outcome ("ok" or an error code)."""
         attempt = 0
         while True:
+            ticket = await self.traffic.admit(caller, deadline)  # a refusal is raised here, never retried
             try:
-                return await self._attempt(token, request, deadline)
-            except GatewayError as exc:
-                delay = retry_delay(exc, attempt, self.retry_after_max) if attempt < self.retries else None
-                if delay is None or delay >= _remaining(deadline, float("inf")):
-                    raise
-                attempt += 1
-                self.stats.upstream_retries += 1
-                await asyncio.sleep(delay)
+                return await self._attempt(token, request, deadline, ticket)
+            except _Failed as failed:
+                error, outcome = failed.error, failed.outcome
+            retry_after = error.extensions.get("retryAfter")
+            delay = (retry_delay(outcome, retry_after, attempt, self.retry_after_max)
+                     if attempt < self.retries else None)
+            if delay is None or delay >= _remaining(deadline, float("inf")):
+                raise error
+            attempt += 1
+            self.stats.upstream_retries += 1
+            await asyncio.sleep(delay)
 
-    async def _attempt(self, token: str, request: PageRequest, deadline: float | None) -> LeadPage:
-        if not self.breaker.allow():
-            self.stats.upstream_requests["UPSTREAM_UNAVAILABLE"] += 1
-            raise UpstreamUnavailable("The upstream is failing; calls are paused for a moment (circuit open).",
-                                      retryAfter=max(1, round(self.breaker.retry_in())))
-        outcome, status = "UPSTREAM_UNAVAILABLE", "none"
-        try:
-            page, http_status = await self._limited(token, request, deadline)
-            outcome, status = "ok", str(http_status)
-            self.breaker.success()
-            return page
-        except GatewayError as exc:
-            outcome = exc.code
-            status = str(getattr(exc, "http_status", status))
-            self.breaker.failure(outage=is_outage(exc))
-            raise
-        except BaseException:
-            self.breaker.abandon()  # cancelled: says nothing about the upstream
-            outcome = "cancelled"
-            raise
-        finally:
-            self.stats.upstream_requests[outcome] += 1
-            self.stats.upstream_responses[(status, outcome)] += 1
-
-    async def _limited(self, token: str, request: PageRequest, deadline: float | None) -> tuple[LeadPage, int]:
-        """The HTTP exchange, once a concurrency slot is free, within the deadline."""
-        self.stats.upstream_queued += 1
-        try:
-            async with asyncio.timeout(max(0.0, _remaining(deadline, 3600.0))):  # no task, unlike wait_for
-                await self._slots.acquire()
-        except TimeoutError:
-            raise UpstreamTimeout("The request's deadline passed while waiting for the upstream.") from None
-        finally:
-            self.stats.upstream_queued -= 1
+    async def _attempt(self, token: str, request: PageRequest, deadline: float | None, ticket) -> LeadPage:
+        """One HTTP exchange holding an admitted ticket; its outcome, classified once, goes back to traffic
+        control, the metrics and (for failures) the retry decision (``_Failed``)."""
+        outcome: Outcome | None = None
+        retry_after = None
+        status, code = "none", "cancelled"
         self.stats.upstream_inflight += 1
         started = time.perf_counter()
         try:
-            return await self._exchange(token, request, deadline)
+            page, http_status = await self._exchange(token, request, deadline)
+            outcome, status, code = Outcome.OK, str(http_status), "ok"
+            return page
+        except GatewayError as exc:
+            outcome, code = classify(exc), exc.code
+            status = str(getattr(exc, "http_status", status))
+            retry_after = exc.extensions.get("retryAfter")
+            if outcome.failed:  # one line per failed attempt, with its class: what the breakers count
+                log.info("upstream call failed", extra={"fields": {
+                    "outcome": outcome.value, "kind": outcome.kind, "status": status, "caller": ticket.caller[:8]}})
+            raise _Failed(exc, outcome) from None
         finally:
-            self._slots.release()
             self.stats.upstream_inflight -= 1
             self.stats.upstream_latency.observe(time.perf_counter() - started)
+            self.traffic.done(ticket, outcome, retry_after)
+            self.stats.upstream_requests[code] += 1
+            self.stats.upstream_responses[(status, code)] += 1
 
     async def _exchange(self, token: str, request: PageRequest, deadline: float | None) -> tuple[LeadPage, int]:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -184,6 +179,13 @@ class LeadsAPI:
         except httpx.HTTPError:
             # The exception text can carry the URL; the client gets a generic message.
             raise UpstreamUnavailable("The upstream could not be reached.") from None
+
+
+class _Failed(Exception):
+    """An attempt's upstream error with its classified outcome (inside ``LeadsAPI`` only)."""
+
+    def __init__(self, error: GatewayError, outcome: Outcome) -> None:
+        self.error, self.outcome = error, outcome
 
 
 @dataclass(frozen=True, slots=True)

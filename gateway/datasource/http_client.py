@@ -10,7 +10,8 @@ the hand-written transport it replaces (``upstream/transport.py``, deleted) 414/
 costs 2-2.5 times aiohttp, and aiohttp 1-1.4 times the hand-written one, which is no longer ours to keep.
 
 ``get``: the whole exchange (connect, head, body) within ``timeout`` (expired: ``httpx.ReadTimeout``), the
-body streamed and refused past ``max_bytes`` (``BodyTooLarge``; a connection left half-read is dropped).
+connection itself within ``CONNECT_TIMEOUT`` (expired: ``httpx.ConnectTimeout``: an unreachable upstream is an
+outage, retried, not one slow query), the body streamed and refused past ``max_bytes`` (``BodyTooLarge``; a connection left half-read is dropped).
 Every other failure is an ``httpx.HTTPError``: httpx-aiohttp leaves malformed answers as aiohttp's errors
 and reports refused or dropped connections as ``ConnectTimeout``; both are corrected here.
 """
@@ -25,6 +26,8 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from gateway import __version__
+
+CONNECT_TIMEOUT = 3.0  # seconds: two SYNs (Linux resends the first after 1 s); a longer silence is a dead host
 
 
 class BodyTooLarge(Exception):
@@ -55,7 +58,8 @@ async def get(client: httpx.AsyncClient, url: str, *, params, headers, timeout: 
     """One GET: its status, headers and (decoded) body, at most ``max_bytes`` long, within ``timeout``."""
     try:
         async with asyncio.timeout(timeout):
-            async with client.stream("GET", url, params=params, headers=headers, timeout=timeout) as response:
+            limits = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT))
+            async with client.stream("GET", url, params=params, headers=headers, timeout=limits) as response:
                 length = response.headers.get("Content-Length", "")
                 if length.isdigit() and int(length) > max_bytes:
                     raise BodyTooLarge(max_bytes)

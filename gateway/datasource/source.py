@@ -27,9 +27,9 @@ from gateway.config import Settings
 from gateway.datasource.cache import PageCache, Served, build_page_cache
 from gateway.datasource.client import LeadsAPI, PageRequest
 from gateway.datasource.http_client import build_client
-from gateway.datasource.resilience import CircuitBreaker
+from gateway.datasource.traffic import TrafficControl
 from gateway.datasource.reader import LeadReader, LookupResult, Window
-from gateway.errors import Unauthenticated
+from gateway.errors import GatewayError, Unauthenticated
 from gateway.leads.filter import ListFilter
 from gateway.leads.pagination import PageRef, WindowRequest
 from gateway.leads.records import LeadPage, LeadRecord
@@ -41,14 +41,14 @@ log = logging.getLogger("gateway.datasource")
 
 
 class LeadsSources:
-    """What every request's ``LeadsSource`` shares: the upstream client, the page cache, the limits."""
+    """What every request's ``LeadsSource`` shares: the upstream client, the page cache, traffic control."""
 
-    def __init__(self, settings: Settings, stats: Stats, breaker: CircuitBreaker | None = None, *,
-                 api: LeadsAPI | None = None, cache: PageCache | None = None) -> None:
+    def __init__(self, settings: Settings, stats: Stats, *, api: LeadsAPI | None = None,
+                 cache: PageCache | None = None) -> None:
         """``api`` and ``cache`` are made by ``start()`` from ``settings`` unless given (tests give them)."""
         self.settings = settings
         self.stats = stats
-        self.breaker = breaker or CircuitBreaker(failures=settings.breaker_failures, cooldown=settings.breaker_cooldown)
+        self.traffic = TrafficControl(settings, stats)
         self.lookup_max_pages = settings.lookup_max_pages
         self.api = api
         self.cache = cache
@@ -59,8 +59,7 @@ class LeadsSources:
         if self.api is None:
             self.api = LeadsAPI(build_client(s), s.upstream_url, s.upstream_timeout, stats=self.stats,
                                 retries=s.upstream_retries, retry_after_max=s.upstream_retry_after_max,
-                                concurrency=s.upstream_concurrency, breaker=self.breaker,
-                                max_bytes=s.upstream_max_bytes)
+                                traffic=self.traffic, max_bytes=s.upstream_max_bytes)
         if self.cache is None:
             self.cache = build_page_cache(s, self.stats)
 
@@ -72,15 +71,21 @@ class LeadsSources:
         log.info("stopped", extra={"fields": {"upstream_requests": dict(self.stats.upstream_requests)}})
 
     async def readiness(self) -> dict:
-        """The cache backend's state (asked now) and the breaker's: reported, never a reason to stop serving."""
+        """The cache backend's state (asked now) and traffic control's (breakers, concurrency, paused callers):
+        reported, never a reason to stop serving."""
         store = self.cache.store
         if hasattr(store, "probe"):
             await store.probe()
-        return {"cache": {"backend": store.backend, "state": store.state}, "upstream": {"breaker": self.breaker.state}}
+        return {"cache": {"backend": store.backend, "state": store.state}, "upstream": self.traffic.readiness()}
 
     def caller(self, token: str) -> str:
         """The caller's key part: an HMAC of the token (never the token itself)."""
         return self.cache.caller(token)
+
+    def refusal(self, token: str) -> GatewayError | None:
+        """The refusal the holder of ``token`` would get for its next upstream call for reasons of its own
+        (``TrafficControl.refusal``), or None: asked before a request is executed."""
+        return self.traffic.refusal(self.caller(token))
 
     def open(self, token: str | None, *, fresh: bool = False, deadline: float | None = None) -> LeadsSource:
         """A source for one request by the holder of ``token`` (None: every read is ``UNAUTHENTICATED``).
@@ -167,7 +172,7 @@ class LeadsSource:
         caller, token, deadline = self.caller, self._token, self.deadline
 
         def fetch():
-            return self._shared.api.fetch_page(token, request, deadline=deadline)
+            return self._shared.api.fetch_page(token, request, caller=caller, deadline=deadline)
 
         served = await self._shared.cache.get_or_fetch(caller, request.filter, request.page, fetch,
                                                        bypass=self.fresh)

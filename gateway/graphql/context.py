@@ -1,7 +1,8 @@
 """Per-request context: the caller's ``LeadsSource`` and a batcher for lookups by id.
 
 ``ContextFactory`` is what the HTTP layer holds: it makes a context per operation from what the request
-said (token, ``no-cache``, deadline) and names the caller for keys of its own (the result cache).
+said (token, ``no-cache``, deadline), names the caller for keys of its own (the result cache) and says
+whether the caller is refused upstream calls right now (so that the view refuses before executing).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from strawberry.dataloader import DataLoader
 
 from gateway.datasource.source import LeadsSource, LeadsSources
+from gateway.errors import GatewayError
 from gateway.leads.records import LeadRecord
 
 
@@ -45,6 +47,10 @@ class ContextFactory:
     def caller(self, token: str) -> str:
         """The caller's key part (an HMAC of the token), for keys of the layers above."""
         return self.sources.caller(token)
+
+    def refusal(self, token: str) -> GatewayError | None:
+        """Whether the caller is refused upstream calls right now (see ``LeadsSources.refusal``)."""
+        return self.sources.refusal(token)
 
     def create(self, token: str | None, *, fresh: bool, deadline: float | None) -> GatewayContext:
         return GatewayContext(self.sources.open(token, fresh=fresh, deadline=deadline), self.max_page_size)

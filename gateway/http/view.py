@@ -19,6 +19,8 @@ Status codes (GraphQL over HTTP, "Status Codes"):
 | POST without ``Content-Type: application/json`` | 415 | 415 |
 | body over ``max_body_bytes`` | 413 | 413 |
 | batch over ``max_batch`` (or any batch when it is 0) | 400 | 400 |
+| caller over ``GATEWAY_RATE_LIMIT`` (``RATE_LIMITED``, ``retryAfter``; ``Retry-After`` header) | 429 | 429 |
+| caller refused upstream calls for now: paused, own breaker open, queue full (``RATE_LIMITED``, as above) | 429 | 429 |
 
 A batch (a JSON array of request objects) answers a JSON array, one result per operation, each
 limited and executed on its own (own context, own DataLoaders and warnings), concurrently; it is
@@ -32,12 +34,26 @@ every limit). ``Cache-Control: no-cache`` skips the lookup; the fresh answer may
 lead) it was built from stops being fresh (the operation's ``LeadsSource`` returns each page with its fetch
 time and keeps the oldest), so an answer is never served later than its pages would be; one built from a
 stale page is not stored at all. Batches are neither looked up nor stored.
+
+Rate limit (``ratelimit.py``): once a request with a token is read and well-formed (method, media types,
+body, batch size checked), and before the result cache or anything else, it is counted against its
+caller's rate; a batch costs its number of operations. GraphiQL page loads and malformed requests are not
+counted.
+
+Early refusal: after a result-cache miss (or the lookup skipped), before parsing, a caller that traffic
+control refuses right now for reasons of its own (``TrafficControl.refusal``) gets that ``RATE_LIMITED``
+as a 429 with ``Retry-After``, even when the page cache could have answered: while refused, a request
+costs a lookup, not an execution.
+
+Either 429 (rate limit, early refusal) is held up to a second first when the caller comes back before the
+``retryAfter`` it was last given (``impatience.py``), so that ignoring it cannot become a busy loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 
 from graphql import GraphQLError, parse
@@ -72,6 +88,8 @@ from gateway.http.protocol import (
     wants_fresh,
     wants_html,
 )
+from gateway.http.impatience import Impatience
+from gateway.http.ratelimit import RateLimiter
 from gateway.http.result_cache import ResultCache, result_key
 from gateway.observability.metrics import Stats
 
@@ -91,6 +109,8 @@ class GatewayGraphQL(GraphQL):
         self.stats = stats
         self.limits = Limits.from_settings(settings)
         self.results = ResultCache(max_bytes=settings.result_cache_bytes, ttl=settings.cache_ttl)
+        self.rate_limiter = RateLimiter.from_settings(settings)  # None: no GATEWAY_RATE_LIMIT
+        self.impatience = Impatience()
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:  # type: ignore[override]
         return HTMLResponse(graphiql_html(demo=self.settings.demo_token is not None))
@@ -133,6 +153,7 @@ class GatewayGraphQL(GraphQL):
                             f"`{GRAPHQL_RESPONSE_JSON}` or `{JSON}`.")
         if is_get:
             params = params_from_query_string(request.query_params)
+            await self.limit_rate(request, 1)
             return await self.run_single(request, params, {OperationType.QUERY}, media, deadline)
 
         check_content_type(request.headers.get("content-type"))
@@ -140,9 +161,49 @@ class GatewayGraphQL(GraphQL):
         allowed = {OperationType.QUERY, OperationType.MUTATION}
         if isinstance(data, list):
             batch = self.batch_params(data)
+            await self.limit_rate(request, len(batch))
+            await self.refuse_early(request)
             outcomes = await asyncio.gather(*(self.run_one(request, p, allowed, deadline) for p in batch))
             return self.json_response([body for _, body, _ in outcomes], 200, media)
-        return await self.run_single(request, params_from_object(data), allowed, media, deadline)
+        params = params_from_object(data)
+        await self.limit_rate(request, 1)
+        return await self.run_single(request, params, allowed, media, deadline)
+
+    async def limit_rate(self, request: Request, cost: int) -> None:
+        """Count the request against its caller's rate (a batch: one per operation); over it, 429."""
+        if self.rate_limiter is None:
+            return
+        token = bearer_token(request, self.settings.demo_token)
+        if token is None:  # answered UNAUTHENTICATED without calling anything: nothing to protect
+            return
+        caller = self.contexts.caller(token)
+        wait = await self.rate_limiter.check(caller, cost)
+        if wait is not None:
+            seconds = max(1, math.ceil(wait))
+            await self.refuse(caller, HTTPError(
+                429, "RATE_LIMITED", f"Too many requests from this caller: retry in {seconds} s.",
+                headers={"Retry-After": str(seconds)}, retryAfter=seconds, reason="RATE_LIMIT"))
+
+    async def refuse_early(self, request: Request) -> None:
+        """A caller refused upstream calls right now for reasons of its own (paused after a 429, its own
+        breaker open, its queue full) gets that refusal as a 429 before its request is parsed, validated or
+        executed: a caller that keeps sending while refused then costs next to no CPU (docs/ISOLATION.md)."""
+        token = bearer_token(request, self.settings.demo_token)
+        if token is None:
+            return
+        error = self.contexts.refusal(token)
+        if error is not None:
+            extensions = {k: v for k, v in error.extensions.items() if k != "code"}
+            await self.refuse(self.contexts.caller(token), HTTPError(
+                429, error.code, error.message, headers={"Retry-After": str(extensions["retryAfter"])}, **extensions))
+
+    async def refuse(self, caller: str, error: HTTPError) -> None:
+        """Raise a 429 refusal, held a moment first when the caller came back before its last ``retryAfter``
+        (``impatience.py``: a client resending at once must not turn refusals into a busy loop)."""
+        if await self.impatience.hold(caller) > 0:
+            self.stats.held_refusals += 1
+        self.impatience.told(caller, error.extensions["retryAfter"])
+        raise error
 
     # --- result cache ----------------------------------------------------------------------------
 
@@ -151,6 +212,7 @@ class GatewayGraphQL(GraphQL):
         """One (not batched) operation, answered from the result cache when it can be."""
         key = self.result_key(request, params, media)
         if key is None:
+            await self.refuse_early(request)
             status, body, _ = await self.run_one(request, params, allowed, deadline)
             return self.json_response(body, self.status_for(status, media), media)
         if not wants_fresh(request) and (hit := self.results.get(key)) is not None:
@@ -161,6 +223,7 @@ class GatewayGraphQL(GraphQL):
                 scope.operation = hit.operation
                 scope.cache_hits += 1
             return Response(hit.body, status_code=hit.status, media_type=hit.content_type)
+        await self.refuse_early(request)
         started = self.results.clock()
         status, body, fetched_at = await self.run_one(request, params, allowed, deadline)
         code = self.status_for(status, media)

@@ -18,6 +18,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BREAKER_STATES = ("closed", "half-open", "open")
+OUTCOMES = ("ok", "unreachable", "outage", "timeout", "caller_failure", "caller_mistake", "slow_down")
+OUTCOME_KINDS = {"ok": "ok", "unreachable": "outage", "outage": "outage", "timeout": "caller-failure",
+                 "caller_failure": "caller-failure", "caller_mistake": "caller-mistake", "slow_down": "slow-down"}
+REJECT_REASONS = ("breaker_open", "caller_breaker", "queue_full", "queue_timeout", "upstream_slow_down",
+                  "rate_limit")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 MAX_OPERATION_NAMES = 200  # distinct operation-name labels kept; the rest are counted as "other"
 
@@ -35,7 +40,14 @@ class Stats:
     upstream_latency: Histogram = field(default_factory=lambda: _latency(
         "leads_gateway_upstream_request_duration_seconds", "Upstream call latency."))
     upstream_inflight: int = 0
-    upstream_queued: int = 0  # waiting for a free upstream slot (GATEWAY_UPSTREAM_CONCURRENCY)
+    # Tenant isolation (datasource/traffic/): attempts by classified outcome, calls the gateway refused by
+    # reason, breaker transitions by (scope, state), and the wait for a slot of the caller's fair share.
+    upstream_outcomes: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)
+    breaker_transitions: Counter = field(default_factory=Counter)
+    held_refusals: int = 0  # 429s held a moment because the caller came back before its retryAfter
+    upstream_queue_wait: Histogram = field(default_factory=lambda: _latency(
+        "leads_gateway_upstream_queue_wait_seconds", "Wait for an upstream slot (the caller's fair share)."))
     cache_hits: int = 0
     cache_misses: int = 0
     result_cache_hits: int = 0  # whole answers served from the result cache (no execution)
@@ -75,8 +87,8 @@ def _histogram(h: Histogram):
 
 
 class GatewayCollector:
-    def __init__(self, stats: Stats, breaker, cache) -> None:
-        self.stats, self.breaker, self.cache = stats, breaker, cache
+    def __init__(self, stats: Stats, traffic, cache, rate_limiter=None) -> None:
+        self.stats, self.traffic, self.cache, self.rate_limiter = stats, traffic, cache, rate_limiter
 
     def collect(self):
         s = self.stats
@@ -99,13 +111,7 @@ class GatewayCollector:
         retries.add_metric([], s.upstream_retries)
         yield retries
         yield from _histogram(s.upstream_latency)
-        for name, doc, value in (
-            ("leads_gateway_upstream_inflight", "Upstream requests in flight.", s.upstream_inflight),
-            ("leads_gateway_upstream_queued", "Upstream requests waiting for a slot.", s.upstream_queued),
-        ):
-            g = GaugeMetricFamily(name, doc)
-            g.add_metric([], value)
-            yield g
+        yield from self._traffic()
 
         for name, doc, value in (
             ("leads_gateway_cache_hits", "Pages (or whole answers) served fresh from the cache.", s.cache_hits),
@@ -126,11 +132,6 @@ class GatewayCollector:
             coalesced.add_metric([scope], s.coalesced_waiters[scope])
         yield coalesced
 
-        breaker = GaugeMetricFamily("leads_gateway_breaker_state", "Upstream circuit breaker state (1 for the "
-                                    "current state).", labels=["state"])
-        for state in BREAKER_STATES:
-            breaker.add_metric([state], 1 if self.breaker.state == state else 0)
-        yield breaker
         store = self.cache.store
         cache_up = GaugeMetricFamily("leads_gateway_cache_backend_up", "1 when the configured cache backend "
                                      "is in use (0: Redis unreachable, in-process fallback).", labels=["backend"])
@@ -138,9 +139,60 @@ class GatewayCollector:
         yield cache_up
 
 
-def metrics_registry(stats: Stats, breaker, cache) -> CollectorRegistry:
+    def _traffic(self):
+        """Tenant isolation: outcome classes, refusals, breakers, the fair share's queue and limit."""
+        s, traffic = self.stats, self.traffic
+        outcomes = CounterMetricFamily("leads_gateway_upstream_outcomes", "Upstream attempts by classified "
+                                       "outcome and its kind (outage, caller-failure, caller-mistake, slow-down).",
+                                       labels=["outcome", "kind"])
+        for outcome in OUTCOMES:
+            outcomes.add_metric([outcome, OUTCOME_KINDS[outcome]], s.upstream_outcomes[outcome])
+        yield outcomes
+        rejected = s.rejected.copy()
+        if self.rate_limiter is not None:
+            rejected["rate_limit"] = self.rate_limiter.refused
+        refused = CounterMetricFamily("leads_gateway_rejected_requests", "Calls the gateway refused to protect "
+                                      "the upstream or other callers, by reason.", labels=["reason"])
+        for reason in REJECT_REASONS:
+            refused.add_metric([reason], rejected[reason])
+        yield refused
+        held = CounterMetricFamily("leads_gateway_held_refusals", "429 refusals held up to a second because the "
+                                   "caller came back before the retryAfter it was given.")
+        held.add_metric([], s.held_refusals)
+        yield held
+        failed_open = CounterMetricFamily("leads_gateway_rate_limit_failed_open", "Requests let through uncounted "
+                                          "because the rate limit's Redis did not answer (GATEWAY_RATE_LIMIT).")
+        failed_open.add_metric([], self.rate_limiter.failed_open if self.rate_limiter is not None else 0)
+        yield failed_open
+        breaker = GaugeMetricFamily("leads_gateway_breaker_state", "Upstream circuit breaker state (1 for the "
+                                    "current state).", labels=["state"])
+        for state in BREAKER_STATES:
+            breaker.add_metric([state], 1 if traffic.breaker_state == state else 0)
+        yield breaker
+        transitions = CounterMetricFamily("leads_gateway_breaker_transitions", "Breaker state changes, of the "
+                                          "upstream's breaker or of a caller's own.", labels=["scope", "state"])
+        for scope in ("upstream", "caller"):
+            for state in ("open", "closed"):
+                transitions.add_metric([scope, state], s.breaker_transitions[(scope, state)])
+        yield transitions
+        yield from _histogram(s.upstream_queue_wait)
+        limiter = traffic.limiter
+        for name, doc, value in (
+            ("leads_gateway_upstream_inflight", "Upstream requests in flight.", s.upstream_inflight),
+            ("leads_gateway_upstream_queued", "Upstream requests waiting for a slot.", limiter.queued),
+            ("leads_gateway_upstream_concurrency_limit", "Upstream slots now (AIMD, up to "
+             "GATEWAY_UPSTREAM_CONCURRENCY).", limiter.capacity),
+            ("leads_gateway_paused_callers", "Callers whose own breaker is not closed.",
+             traffic.breakers.paused_callers()),
+        ):
+            g = GaugeMetricFamily(name, doc)
+            g.add_metric([], value)
+            yield g
+
+
+def metrics_registry(stats: Stats, traffic, cache, rate_limiter=None) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(GatewayCollector(stats, breaker, cache))
+    registry.register(GatewayCollector(stats, traffic, cache, rate_limiter))
     return registry
 
 

@@ -33,8 +33,12 @@ def test_health_endpoints(gateway):
     assert gateway.client.get("/healthz").json() == {"status": "ok"}
     ready = gateway.client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "cache": {"backend": "memory", "state": "up"},
-                            "upstream": {"breaker": "closed"}}
+    body = ready.json()
+    assert {k: body[k] for k in ("status", "cache")} == {"status": "ready", "cache": {"backend": "memory", "state": "up"}}
+    upstream = body["upstream"]
+    assert upstream["breaker"] == "closed" and upstream["pausedCallers"] == 0 and upstream["slowedDownCallers"] == 0
+    assert upstream["concurrency"] == {"limit": 32, "max": 32, "perCaller": 16, "inFlight": 0, "queued": 0}
+    assert upstream["window"]["seconds"] == 10.0
 
 
 def test_demo_mode_serves_requests_without_a_token(make_gateway, fresh_upstream):

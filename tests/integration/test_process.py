@@ -129,3 +129,19 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_the_worker_factory_takes_what_start_up_built_out_of_the_collectors_sight(monkeypatch):
+    """``app_from_env`` (uvicorn's factory, once per worker) freezes the objects built at start-up, so that
+    full collections under load do not scan them (docs/ISOLATION.md: 50-170 ms pauses without it)."""
+    import gc
+
+    from gateway.cli import app_from_env
+
+    monkeypatch.setenv("GATEWAY_UPSTREAM_URL", "http://127.0.0.1:9")
+    gc.unfreeze()
+    try:
+        app_from_env()
+        assert gc.get_freeze_count() > 50_000
+    finally:
+        gc.unfreeze()

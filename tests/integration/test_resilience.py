@@ -90,38 +90,65 @@ def test_the_deadline_also_bounds_retry_waits(make_gateway, fresh_upstream):
 
 
 def test_the_breaker_opens_fails_fast_and_closes_after_a_probe(make_gateway, fresh_upstream, token):
-    gw = make_gateway(cache_ttl=0, breaker_failures=3, breaker_cooldown=0.5)
-    for _ in range(3):
-        assert code(gw.gql(Q, token="fault-503")) == "UPSTREAM_UNAVAILABLE"
-    assert len(fresh_upstream.calls("fault-503")) == 3
-    assert gw.client.get("/readyz").json()["upstream"] == {"breaker": "open"}
-    # Open: every caller fails fast, with no upstream call.
+    # Several callers' calls fail with 503 (an outage, spread over callers): the upstream's breaker opens.
+    gw = make_gateway(cache_ttl=0, breaker_min_calls=4, breaker_min_callers=2, breaker_cooldown=0.5)
+    fresh_upstream.options.fault = "503"
+    for caller in ("down-a", "down-b", "down-a", "down-b"):
+        assert code(gw.gql(Q, token=caller)) == "UPSTREAM_UNAVAILABLE"
+    assert len(fresh_upstream.calls()) == 4
+    fresh_upstream.options.fault = None
+    assert gw.client.get("/readyz").json()["upstream"]["breaker"] == "open"
+    # Open: every caller fails fast, with no upstream call, and is told when to come back.
+    started = time.monotonic()
     fast = gw.gql(Q, token=token)
-    assert code(fast) == "UPSTREAM_UNAVAILABLE" and "circuit open" in fast["errors"][0]["message"]
+    assert time.monotonic() - started < 0.5
+    assert fast["errors"][0]["extensions"] == {"code": "UPSTREAM_UNAVAILABLE", "retryAfter": 1,
+                                               "reason": "BREAKER_OPEN"}
+    assert "circuit open" in fast["errors"][0]["message"]
     assert fresh_upstream.calls(token) == []
-    assert 'leads_gateway_breaker_state{state="open"} 1.0' in gw.client.get("/metrics").text
+    metrics = gw.client.get("/metrics").text
+    assert 'leads_gateway_breaker_state{state="open"} 1.0' in metrics
+    assert 'leads_gateway_rejected_requests_total{reason="breaker_open"} 1.0' in metrics
+    assert 'leads_gateway_breaker_transitions_total{scope="upstream",state="open"} 1.0' in metrics
     time.sleep(0.6)
     # Half-open: one probe goes through; it succeeds, so the breaker closes.
     assert "errors" not in gw.gql(Q, token=token)
-    assert gw.client.get("/readyz").json()["upstream"] == {"breaker": "closed"}
+    assert gw.client.get("/readyz").json()["upstream"]["breaker"] == "closed"
     assert "errors" not in gw.gql(Q, token=token)
     assert len(fresh_upstream.calls(token)) == 2
 
 
+def test_an_open_breaker_is_never_retried_into_a_slow_failure(make_gateway, fresh_upstream, token):
+    # Retries on, and a cooldown shorter than GATEWAY_UPSTREAM_RETRY_AFTER_MAX: the refusal still comes at once.
+    gw = make_gateway(cache_ttl=0, upstream_retries=2, upstream_retry_after_max=5, breaker_min_calls=4,
+                      breaker_min_callers=2, breaker_cooldown=3)
+    fresh_upstream.options.fault = "502"
+    for caller in ("down-a", "down-b"):
+        gw.gql(Q, token=caller)  # three attempts each
+    fresh_upstream.options.fault = None
+    started = time.monotonic()
+    assert code(gw.gql(Q, token=token)) == "UPSTREAM_UNAVAILABLE"
+    assert time.monotonic() - started < 0.5 and fresh_upstream.calls(token) == []
+
+
 def test_an_open_breaker_serves_stale_pages_where_the_cache_allows(make_gateway, fresh_upstream, token):
-    gw = make_gateway(cache_ttl=0.3, cache_stale_if_error=60, breaker_failures=2, breaker_cooldown=30)
+    gw = make_gateway(cache_ttl=0.3, cache_stale_if_error=60, breaker_min_calls=2, breaker_min_callers=2,
+                      breaker_cooldown=30)
     cached = gw.gql(Q, token=token)
-    for _ in range(2):
-        gw.gql(Q, token="fault-503")
+    fresh_upstream.options.fault = "503"
+    for caller in ("down-a", "down-b"):
+        gw.gql(Q, token=caller)
+    fresh_upstream.options.fault = None
     time.sleep(0.4)
     stale = gw.gql(Q, token=token)
     assert stale["data"] == cached["data"]
     assert stale["extensions"]["warnings"][0]["code"] == "STALE_DATA"
+    assert stale["extensions"]["warnings"][0]["upstreamError"] == "UPSTREAM_UNAVAILABLE"
     assert len(fresh_upstream.calls(token)) == 1  # the breaker answered, not the upstream
 
 
 async def test_concurrent_upstream_requests_are_bounded(make_gateway, fresh_upstream, token):
-    gw = make_gateway(cache_ttl=0, upstream_concurrency=2)
+    gw = make_gateway(cache_ttl=0, upstream_concurrency=2, caller_share=1.0)
     fresh_upstream.options.latency = 0.3
     queries = [f"{{ leads(first: {n}) {{ totalCount }} }}" for n in range(1, 7)]  # six different pages
     started = time.monotonic()
@@ -133,3 +160,28 @@ async def test_concurrent_upstream_requests_are_bounded(make_gateway, fresh_upst
     assert all("errors" not in r.json() for r in responses)
     assert len(fresh_upstream.calls(token)) == 6
     assert elapsed >= 0.85  # three rounds of two: the other four queued in the gateway
+
+
+def test_a_host_that_never_accepts_is_unreachable_and_retried(make_gateway, monkeypatch):
+    import socket
+
+    from gateway.datasource import http_client
+
+    monkeypatch.setattr(http_client, "CONNECT_TIMEOUT", 0.2)
+    with socket.socket() as listener:  # its accept queue full: further SYNs are dropped, as by a dead host
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        try:
+            gw = make_gateway(cache_ttl=0, upstream_retries=1, upstream_url=f"http://127.0.0.1:{port}")
+            body = gw.gql(Q, token="someone")
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert code(body) == "UPSTREAM_UNAVAILABLE" and "connect timeout" in body["errors"][0]["message"]
+    stats = gw.server.server.config.app.state.stats
+    assert stats.upstream_retries == 1 and stats.upstream_outcomes["unreachable"] == 2

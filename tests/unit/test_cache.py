@@ -896,7 +896,7 @@ class InMemoryAPI:
     def __init__(self, upstream: InMemoryUpstream) -> None:
         self.upstream = upstream
 
-    async def fetch_page(self, token: str, request, *, deadline=None) -> LeadPage:
+    async def fetch_page(self, token: str, request, *, caller: str, deadline=None) -> LeadPage:
         return (await self.upstream.load(request.filter, request.page)).page
 
 

@@ -16,6 +16,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from gateway import __version__
 from gateway.config import Settings
+from gateway.datasource import http_client
 from gateway.datasource.http_client import BodyTooLarge, build_client, get
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"a\": [1]}\n"
@@ -195,6 +196,31 @@ async def test_a_refused_connection_is_a_connect_error_not_a_timeout(transport):
             with pytest.raises(httpx.ConnectError):
                 await get(client, f"http://127.0.0.1:{port}/user/leads", params=PARAMS, headers={}, timeout=2.0,
                           max_bytes=1024)
+
+
+async def test_a_connection_that_never_completes_is_a_connect_timeout_not_a_read_timeout(transport, monkeypatch):
+    # A listener whose accept queue is full: the kernel drops further SYNs, so connect() hangs, as with a dead host.
+    monkeypatch.setattr(http_client, "CONNECT_TIMEOUT", 0.3)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        try:
+            async with client_of(transport) as client:
+                started = time.monotonic()
+                with pytest.raises(httpx.ConnectTimeout):
+                    await get(client, f"http://127.0.0.1:{port}/user/leads", params=PARAMS, headers={},
+                              timeout=2.0, max_bytes=1024)
+                assert time.monotonic() - started < 1.0  # the connect bound, not the whole answer's 2 s
+        finally:
+            for filler in fillers:
+                filler.close()
 
 
 @pytest.mark.parametrize("garbage", [

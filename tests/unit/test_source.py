@@ -31,14 +31,16 @@ class CountingAPI:
     def __init__(self, n: int) -> None:
         self.upstream = InMemoryUpstream(make_records(n))
         self.deadlines: list[float | None] = []
+        self.callers: list[str] = []
         self.failing = False
 
     @property
     def calls(self):
         return self.upstream.calls
 
-    async def fetch_page(self, token: str, request, *, deadline=None) -> LeadPage:
+    async def fetch_page(self, token: str, request, *, caller: str, deadline=None) -> LeadPage:
         self.deadlines.append(deadline)
+        self.callers.append(caller)
         if self.failing:
             raise UpstreamUnavailable("down")
         await asyncio.sleep(0.01)  # concurrent askers overlap, as with real I/O
@@ -92,7 +94,7 @@ async def test_the_source_keeps_the_oldest_fetch_time_of_what_it_returned():
     cache = shared.cache
     group = cache.keys.group(source.caller, ListFilter.build(status="completed"))
     await cache.store.put(cache.keys.page(group, PageRef(1, 100)), group,
-                          Entry(await api.fetch_page("tok", _request(ListFilter.build(status="completed"))), old), 60)
+                          Entry(await api.fetch_page("tok", _request(ListFilter.build(status="completed")), caller="-"), old), 60)
     window = await source.window(ListFilter.build(status="completed"), window_request(first=5))
     assert window.fetched_at == old and source.fetched_at == old
 
@@ -134,11 +136,13 @@ async def test_no_cache_reads_no_cached_page_and_still_stores_what_it_fetched():
     assert len(api.calls) == 2  # the fresh request's page was stored
 
 
-async def test_callers_never_share_pages_and_the_deadline_reaches_the_client():
+async def test_callers_never_share_pages_and_the_deadline_and_caller_reach_the_client():
     shared, api = sources()
     await shared.open("alice", deadline=123.0).window(ALL_LEADS, window_request(first=10))
     await shared.open("bob", deadline=456.0).window(ALL_LEADS, window_request(first=10))
     assert len(api.calls) == 2 and api.deadlines == [123.0, 456.0]
+    # The client gets the caller's HMAC (its unit of fairness and of the breakers), never the token.
+    assert api.callers == [shared.caller("alice"), shared.caller("bob")]
     assert shared.caller("alice") != shared.caller("bob") and "alice" not in shared.caller("alice")
 
 
