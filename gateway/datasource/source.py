@@ -106,8 +106,6 @@ class LeadsSource:
         self.fresh = fresh
         self.deadline = deadline
         self._loads: dict[PageRequest, asyncio.Task[Served]] = {}
-        self._reader = LeadReader(self, max_per_page=UPSTREAM_MAX_PER_PAGE,
-                                  lookup_max_pages=shared.lookup_max_pages)
         # What this request was given: its answer is as old as the oldest, and carries every warning.
         self.fetched_at: float | None = None
         self.warnings: list[dict] = []
@@ -120,6 +118,13 @@ class LeadsSource:
         if self._caller is None:
             self._caller = self._shared.caller(self._token)
         return self._caller
+
+    @property
+    def _reader(self) -> LeadReader:
+        # Made per use, not kept: a reader kept here would make a reference cycle (source -> reader ->
+        # source), and a request's pages would then wait for the cyclic collector instead of going when
+        # the request ends (the collector's pauses under load: docs/ISOLATION.md).
+        return LeadReader(self, max_per_page=UPSTREAM_MAX_PER_PAGE, lookup_max_pages=self._shared.lookup_max_pages)
 
     # --- what the GraphQL layer asks for ------------------------------------------------------------
 
@@ -143,6 +148,13 @@ class LeadsSource:
         return served.page
 
     # --- the reader's PageSource ----------------------------------------------------------------------
+
+    def release(self) -> None:
+        """Drop the pages this request loaded, once its answer is built: the request's objects may sit in
+        reference cycles (graphql-core's execution state does), and its pages and records would then
+        wait for the cyclic collector's next full pass instead of going now, making that pass long
+        (docs/ISOLATION.md). Loads still running finish for the page cache and are not awaited."""
+        self._loads = {}
 
     async def load(self, lead_filter: ListFilter, ref: PageRef) -> Served:
         """One page, loaded once per request however often it is asked for (shared by concurrent askers:

@@ -7,6 +7,7 @@ whether the caller is refused upstream calls right now (so that the view refuses
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from strawberry.dataloader import DataLoader
@@ -27,16 +28,26 @@ class GatewayContext:
     lead_loader: DataLoader[int, LeadRecord | None] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.lead_loader = DataLoader(load_fn=self._load_leads)
+        # The loader gets the source, not this context: a bound method of the context would make a
+        # reference cycle (context -> loader -> context), and everything the request read would then wait
+        # for the cyclic collector instead of going when the request ends.
+        self.lead_loader = DataLoader(load_fn=functools.partial(_load_leads, self.source))
 
     @property
     def warnings(self) -> list[dict]:
         """The operation's warnings, for ``extensions.warnings`` of the response."""
         return self.source.warnings
 
-    async def _load_leads(self, ids: list[int]) -> list[LeadRecord | None]:
-        result = await self.source.leads_by_id(ids)
-        return [result.found.get(i) for i in ids]
+    def release(self) -> None:
+        """The operation is answered: drop what it read (pages, looked-up leads) now, not at the cyclic
+        collector's next pass (``LeadsSource.release``)."""
+        self.lead_loader.clear_all()
+        self.source.release()
+
+
+async def _load_leads(source: LeadsSource, ids: list[int]) -> list[LeadRecord | None]:
+    result = await source.leads_by_id(ids)
+    return [result.found.get(i) for i in ids]
 
 
 class ContextFactory:

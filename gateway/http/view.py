@@ -126,6 +126,9 @@ class GatewayGraphQL(GraphQL):
         try:
             response = await self.handle(request)
         except HTTPError as e:
+            # Nothing reads its traceback, whose frames hold the error: a reference cycle that would leave
+            # each refusal's objects to the cyclic collector (its pauses under a flood: docs/ISOLATION.md).
+            e.__traceback__ = None
             response = self.json_response(e.body(), e.status, media, e.headers)
         except Exception:  # a bug: still a GraphQL error body, never a plain-text page
             log.exception("unexpected error handling a GraphQL request")
@@ -293,6 +296,7 @@ class GatewayGraphQL(GraphQL):
             body["errors"] = [e.formatted for e in result.errors]
         if result.extensions:
             body["extensions"] = result.extensions
+        context.release()  # what it read goes now, not at the cyclic collector's next pass
         return outcome, body, context.source.fetched_at
 
     @staticmethod

@@ -416,3 +416,20 @@ async def test_refusal_says_before_admission_what_the_callers_next_call_would_ge
     traffic.done(await traffic.admit("c", None), Outcome.SLOW_DOWN, retry_after=0.2)
     assert traffic.refusal("c") is None  # a pause short enough to wait out is waited out by admit
     assert stats.rejected == {"queue_full": 1, "caller_breaker": 1, "upstream_slow_down": 1}
+
+
+async def test_calls_queued_together_give_up_at_different_times_within_the_queue_timeout():
+    draws = iter([0.8, 1.0])
+    lim = limiter(Clock(), limit=2, queue_max=5, queue_timeout=0.25, spread=lambda: next(draws))
+    await lim.acquire("a", 5)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    ended = {}
+
+    async def wait(name: str) -> None:
+        with pytest.raises(Rejected):
+            await lim.acquire("a", 5)
+        ended[name] = loop.time() - started
+
+    await asyncio.gather(wait("first"), wait("second"))
+    assert 0.19 <= ended["first"] < 0.24 <= ended["second"] < 0.4

@@ -7,7 +7,8 @@
 - **Per-caller queues, served round-robin** (APF's fair queuing, with equal weights): when a slot frees,
   the next caller in turn that is under its cap gets it, so a caller with a hundred waiting calls does not
   go before one with a single waiting call. A queue holds at most ``queue_max`` calls and a call waits at
-  most ``queue_timeout`` seconds; past either it is refused (``Rejected``, which the client turns into
+  most ``queue_timeout`` seconds (between 80 % and all of it, drawn per call, so that calls queued
+  together do not all give up at once); past either it is refused (``Rejected``, which the client turns into
   ``RATE_LIMITED`` with ``retryAfter``).
 - **AIMD.** The total limit shrinks by ``BACKOFF`` on every outcome that says the upstream is overloaded
   (no answer, 502/503/504, and timeouts or 429s when more than one caller gets them: one caller's slow
@@ -18,12 +19,14 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from gateway.datasource.traffic.outcome import Outcome
 
 BACKOFF = 0.9  # Netflix's AIMDLimit default backoff ratio
+QUEUE_TIMEOUT_SPREAD = 0.2  # a call's longest wait: between 80 % and all of queue_timeout
 QUEUE_FULL_RETRY = 1.0  # seconds: a slot frees as soon as one of the caller's calls ends
 
 
@@ -38,7 +41,9 @@ class Rejected(Exception):
 
 class FairLimiter:
     def __init__(self, limit: int, *, share: float, queue_max: int, queue_timeout: float,
-                 clock: Callable[[], float], window: float = 10.0, min_limit: int | None = None) -> None:
+                 clock: Callable[[], float], window: float = 10.0, min_limit: int | None = None,
+                 spread: Callable[[], float] = lambda: random.uniform(1 - QUEUE_TIMEOUT_SPREAD, 1.0)) -> None:
+        self._wait_spread = spread
         self.max_limit = limit
         self.min_limit = min(limit, min_limit if min_limit is not None else max(1, limit // 8))
         self.limit = float(limit)
@@ -88,9 +93,12 @@ class FairLimiter:
             raise Rejected("queue_full", QUEUE_FULL_RETRY)
         waiter = asyncio.get_running_loop().create_future()
         queue.append(waiter)
-        by_queue = self.queue_timeout <= timeout
+        # Each call's longest wait is drawn from the last fifth of queue_timeout: calls queued in one burst
+        # must not all give up (and be answered, and be resent) in the same instant, a stall for everyone.
+        longest = self.queue_timeout * self._wait_spread()
+        by_queue = longest <= timeout
         try:
-            async with asyncio.timeout(min(timeout, self.queue_timeout)):
+            async with asyncio.timeout(min(timeout, longest)):
                 await waiter
         except BaseException as exc:
             if waiter.done() and not waiter.cancelled():
