@@ -294,6 +294,7 @@ class GatewayGraphQL(GraphQL):
             body["data"] = result.data  # a request error has no `data` entry at all
         if result.errors:
             body["errors"] = [e.formatted for e in result.errors]
+            _drop_tracebacks(result.errors)
         if result.extensions:
             body["extensions"] = result.extensions
         context.release()  # what it read goes now, not at the cyclic collector's next pass
@@ -319,6 +320,19 @@ def _outcome(result) -> str:
     if all((e.extensions or {}).get("code") == "INTERNAL_SERVER_ERROR" for e in errors):
         return INTERNAL
     return REQUEST_ERROR
+
+
+def _drop_tracebacks(errors: list[GraphQLError]) -> None:
+    """The answer is built and nothing reads these errors' tracebacks any more; each holds every frame the
+    error went through, with the request's whole state, in reference cycles (a frame that raised an error
+    it holds), left to the cyclic collector's next full pass otherwise (docs/ISOLATION.md)."""
+    for error in errors:
+        seen: set[int] = set()
+        exc: BaseException | None = error
+        while exc is not None and id(exc) not in seen:
+            seen.add(id(exc))
+            exc.__traceback__ = None
+            exc = exc.__cause__ or exc.__context__ or getattr(exc, "original_error", None)
 
 
 def _request_error(message: str, code: str) -> dict:

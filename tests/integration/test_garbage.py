@@ -66,3 +66,17 @@ def test_a_refused_request_leaves_nothing_to_the_collector(make_gateway, token):
         for _ in range(5):
             assert gw.post(Q, {"n": 1}, caller).status_code == 429
     assert not gateway_side(found), gateway_side(found)
+
+
+def test_a_failed_request_leaves_no_stack_of_frames_to_the_collector(make_gateway, fresh_upstream):
+    gw = make_gateway(cache_ttl=0, result_cache_bytes=0, upstream_retries=0)
+    failing = f"failing-{uuid.uuid4().hex[:8]}"
+    fresh_upstream.options.token_faults[failing] = "500"
+    assert gw.gql(Q, {"n": 1}, failing)["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+    with garbage() as found:
+        for n in range(2, 7):
+            assert gw.gql(Q, {"n": n}, failing)["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+    # An error's traceback holds every frame it went through, and each frame its locals (the request's
+    # whole state): none of it may be left to the collector once the answer is built.
+    frames = {name for name in gateway_side(found) if name.startswith("frame ")}
+    assert not frames, frames
