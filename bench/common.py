@@ -1,5 +1,6 @@
-"""Helpers the benchmarks share: free loopback ports, waiting for a server they started, and (bench/perf.py)
-the CPU time and memory of a server's process tree, and stopping that tree."""
+"""Helpers the benchmarks share: free loopback ports, waiting for a server they started, the servers of a run
+(``Fleet``: bench/perf.py, bench/isolation.py), the CPU time and memory of a server's process tree, and
+stopping that tree."""
 
 from __future__ import annotations
 
@@ -8,11 +9,21 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class BenchError(RuntimeError):
+    """Something broke (not a missed target): the run exits 1."""
 
 
 def free_port() -> int:
@@ -149,3 +160,57 @@ def machine_busy_seconds() -> float:
     """CPU seconds all processes of the machine have used (/proc/stat: everything but idle and iowait)."""
     ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen
+    port: int
+    log: Path
+    env: dict = field(default_factory=dict)  # the GATEWAY_*/DEMO_* variables this run set for it
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise BenchError(f"{self.name} exited ({self.proc.returncode}):\n{self.tail()}")
+
+
+class Fleet:
+    """The servers of a run; ``close`` stops each one's whole process tree (uvicorn workers, node)."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.servers: list[Server] = []
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "DEMO_"))}
+
+    def python(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Server:
+        port = free_port()
+        log = self.workdir / f"{name.replace(' ', '-')}.log"
+        args = [a.replace("{port}", str(port)) for a in args]
+        with open(log, "wb") as out:
+            # Its own session: a signal to the group reaches uvicorn's workers too.
+            proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**self.env, **(env or {})},
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True, preexec_fn=die_with_parent)
+        return self.add(Server(name, proc, port, log, dict(env or {})))
+
+    def add(self, server: Server) -> Server:
+        self.servers.append(server)
+        return server
+
+    def stop(self, server: Server) -> None:
+        stop_tree(server.proc)
+
+    def close(self) -> None:
+        with ThreadPoolExecutor(max(1, len(self.servers))) as pool:  # each may take its grace period
+            list(pool.map(lambda server: stop_tree(server.proc), self.servers))

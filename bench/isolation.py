@@ -66,7 +66,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import die_with_parent, free_port, machine_busy_seconds, stop_tree, tree_cpu_seconds, wait_up
+from bench.common import BenchError, Fleet, Server, die_with_parent, machine_busy_seconds, tree_cpu_seconds, wait_up
 from bench.soak import metric, parse_metrics, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,62 +102,6 @@ SHOWN_SETTINGS = (
     ("rate_limit", "GATEWAY_RATE_LIMIT"), ("cache_ttl", "GATEWAY_CACHE_TTL"),
     ("upstream_timeout", "GATEWAY_UPSTREAM_TIMEOUT"), ("upstream_retries", "GATEWAY_UPSTREAM_RETRIES"),
 )
-
-
-class BenchError(RuntimeError):
-    """Something broke (not a missed target): the run exits 1."""
-
-
-# ------------------------------------------------------------------------------------------ processes
-
-@dataclass
-class Server:
-    name: str
-    proc: subprocess.Popen
-    port: int
-    log: Path
-    env: dict = field(default_factory=dict)  # what this run set (GATEWAY_*/DEMO_*)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise BenchError(f"{self.name} exited ({self.proc.returncode}):\n{self.tail()}")
-
-
-class Fleet:
-    """The servers of a run; ``close`` stops them all (SIGTERM to their session, then SIGKILL)."""
-
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
-        self.servers: list[Server] = []
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "DEMO_"))}
-
-    def python(self, name: str, args: list[str], env: dict[str, str]) -> Server:
-        port = free_port()
-        log = self.workdir / f"{name.replace(' ', '-')}.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, *[a.replace("{port}", str(port)) for a in args]], cwd=ROOT,
-                                    env={**self.env, **env}, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
-        server = Server(name, proc, port, log, env)
-        self.servers.append(server)
-        return server
-
-    def stop(self, server: Server) -> None:
-        stop_tree(server.proc)
-
-    def close(self) -> None:
-        for server in self.servers:
-            stop_tree(server.proc)
 
 
 def upstream_args(args) -> list[str]:

@@ -64,8 +64,8 @@ import httpx
 
 from bench import wrk
 from bench.cache_bench import QUERY
-from bench.common import (cmdline, die_with_parent, free_port, machine_busy_seconds, process_tree, rss_mb,
-                          stop_tree, tree_cpu_seconds, wait_up)
+from bench.common import (BenchError, Fleet, Server, cmdline, free_port, machine_busy_seconds, process_tree, rss_mb,
+                          tree_cpu_seconds, wait_up)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DOCS = ROOT / "docs" / "BENCHMARKS.md"
@@ -75,62 +75,6 @@ TOKEN = "bench-perf-1"
 LEADS = 15
 # Far longer than a run: a page cache entry expiring mid-run would turn "warm" rows into cold ones.
 CACHE_TTL = "3600"
-
-
-class BenchError(RuntimeError):
-    """Something broke (not a missed goal): the run exits 1."""
-
-
-# ------------------------------------------------------------------------------------------ processes
-
-@dataclass
-class Server:
-    name: str
-    proc: subprocess.Popen
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise BenchError(f"{self.name} exited ({self.proc.returncode}):\n{self.tail()}")
-
-
-class Fleet:
-    """The servers of a run; ``close`` stops each one's whole process tree (uvicorn workers, node)."""
-
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
-        self.servers: list[Server] = []
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "DEMO_"))}
-
-    def python(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Server:
-        port = free_port()
-        log = self.workdir / f"{name.replace(' ', '-')}.log"
-        args = [a.replace("{port}", str(port)) for a in args]
-        with open(log, "wb") as out:
-            # Its own session: a signal to the group reaches uvicorn's workers too.
-            proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**self.env, **(env or {})},
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, preexec_fn=die_with_parent)
-        return self.add(Server(name, proc, port, log))
-
-    def add(self, server: Server) -> Server:
-        self.servers.append(server)
-        return server
-
-    def close(self) -> None:
-        with ThreadPoolExecutor(max(1, len(self.servers))) as pool:  # each may take its grace period
-            list(pool.map(lambda server: stop_tree(server.proc), self.servers))
 
 
 def start_upstream(fleet: Fleet, latency_ms: int) -> Server:
