@@ -187,8 +187,8 @@ def damaged_documents(draw):
         k = draw(st.sampled_from(keys))
         path.append(k)
         child = node[k]
-        if not isinstance(child, (dict, list)) or draw(st.booleans()):
-            break
+        if not isinstance(child, (dict, list)) or not child or draw(st.booleans()):
+            break  # an empty container is damaged whole: there is nothing inside it to damage
         node = child
     if not path:
         return doc
