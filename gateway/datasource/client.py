@@ -35,6 +35,7 @@ from gateway.leads.pagination import PageRef
 from gateway.observability.metrics import Stats
 from gateway.config import Settings
 from gateway.datasource.traffic import Outcome, TrafficControl, classify
+from gateway.datasource.traffic.breaker import Ticket
 from gateway.datasource.traffic.retry import retry_delay
 from gateway.leads.records import LeadPage
 from gateway.datasource.parse import parse_page
@@ -103,22 +104,21 @@ class LeadsAPI:
         attempt = 0
         while True:
             ticket = await self.traffic.admit(caller, deadline)  # a refusal is raised here, never retried
-            try:
-                return await self._attempt(token, request, deadline, ticket)
-            except _Failed as failed:
-                error, outcome = failed.error, failed.outcome
-            retry_after = error.extensions.get("retryAfter")
-            delay = (retry_delay(outcome, retry_after, attempt, self.retry_after_max)
-                     if attempt < self.retries else None)
+            result = await self._attempt(token, request, deadline, ticket)
+            if isinstance(result, LeadPage):
+                return result
+            delay = (retry_delay(result.outcome, result.error.extensions.get("retryAfter"), attempt,
+                                 self.retry_after_max) if attempt < self.retries else None)
             if delay is None or delay >= _remaining(deadline, float("inf")):
-                raise error
+                raise result.error
             attempt += 1
             self.stats.upstream_retries += 1
             await asyncio.sleep(delay)
 
-    async def _attempt(self, token: str, request: PageRequest, deadline: float | None, ticket) -> LeadPage:
-        """One HTTP exchange holding an admitted ticket; its outcome, classified once, goes back to traffic
-        control, the metrics and (for failures) the retry decision (``_Failed``)."""
+    async def _attempt(self, token: str, request: PageRequest, deadline: float | None,
+                       ticket: Ticket) -> LeadPage | _Failure:
+        """One HTTP exchange holding an admitted ticket: the page, or the upstream's error with its outcome,
+        classified once here for traffic control, the metrics and the retry decision."""
         outcome: Outcome | None = None
         retry_after = None
         status, code = "none", "cancelled"
@@ -135,7 +135,7 @@ class LeadsAPI:
             if outcome.failed:  # one line per failed attempt, with its class: what the breakers count
                 log.info("upstream call failed", extra={"fields": {
                     "outcome": outcome.value, "kind": outcome.kind, "status": status, "caller": ticket.caller[:8]}})
-            raise _Failed(exc, outcome) from None
+            return _Failure(exc, outcome)
         finally:
             self.stats.upstream_inflight -= 1
             self.stats.upstream_latency.observe(time.perf_counter() - started)
@@ -181,11 +181,12 @@ class LeadsAPI:
             raise UpstreamUnavailable("The upstream could not be reached.") from None
 
 
-class _Failed(Exception):
+@dataclass(frozen=True, slots=True)
+class _Failure:
     """An attempt's upstream error with its classified outcome (inside ``LeadsAPI`` only)."""
 
-    def __init__(self, error: GatewayError, outcome: Outcome) -> None:
-        self.error, self.outcome = error, outcome
+    error: GatewayError
+    outcome: Outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,10 +82,10 @@ class LeadsSources:
         """The caller's key part: an HMAC of the token (never the token itself)."""
         return self.cache.caller(token)
 
-    def refusal(self, token: str) -> GatewayError | None:
-        """The refusal the holder of ``token`` would get for its next upstream call for reasons of its own
+    def refusal(self, caller: str) -> GatewayError | None:
+        """The refusal ``caller`` would get for its next upstream call for reasons of its own
         (``TrafficControl.refusal``), or None: asked before a request is executed."""
-        return self.traffic.refusal(self.caller(token))
+        return self.traffic.refusal(caller)
 
     def open(self, token: str | None, *, fresh: bool = False, deadline: float | None = None) -> LeadsSource:
         """A source for one request by the holder of ``token`` (None: every read is ``UNAUTHENTICATED``).

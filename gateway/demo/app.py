@@ -181,12 +181,11 @@ def _check_token_fault(token: str, kind) -> str:
     return kind
 
 
-def _check_token_seconds(token: str, seconds, shown: str | None = None) -> float:
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
-            or seconds < 0:
-        raise ValueError(f"the latency of token {token!r} must be a number of seconds >= 0, "
-                         f"got {shown if shown is not None else repr(seconds)}")
-    return float(seconds)
+def _check_token_latency(token: str, value, unit: str = "seconds", shown: str | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"the latency of token {token!r} must be a number of {unit} >= 0, "
+                         f"got {shown if shown is not None else repr(value)}")
+    return float(value)
 
 
 def validate_token_faults(faults) -> dict[str, str]:
@@ -200,7 +199,7 @@ def validate_token_latency(latency) -> dict[str, float]:
     """``latency`` as a new ``{token: seconds}`` dict, or ValueError naming the bad entry."""
     if not isinstance(latency, dict):
         raise ValueError(f"expected a dict of token -> seconds, got {latency!r}")
-    return {_check_token(token): _check_token_seconds(token, seconds) for token, seconds in latency.items()}
+    return {_check_token(token): _check_token_latency(token, seconds) for token, seconds in latency.items()}
 
 
 def _token_pairs(text: str, example: str, value_name: str) -> list[tuple[str, str]]:
@@ -236,10 +235,7 @@ def parse_token_latency_ms(text: str) -> dict[str, float]:
             ms = float(ms_text)
         except ValueError:
             ms = math.nan
-        if not math.isfinite(ms) or ms < 0:
-            raise ValueError(f"the latency of token {token!r} must be a number of milliseconds >= 0, "
-                             f"got {ms_text!r}")
-        latency[token] = ms / 1000.0
+        latency[token] = _check_token_latency(token, ms, "milliseconds", repr(ms_text)) / 1000.0
     return latency
 
 

@@ -59,9 +59,9 @@ class ContextFactory:
         """The caller's key part (an HMAC of the token), for keys of the layers above."""
         return self.sources.caller(token)
 
-    def refusal(self, token: str) -> GatewayError | None:
+    def refusal(self, caller: str) -> GatewayError | None:
         """Whether the caller is refused upstream calls right now (see ``LeadsSources.refusal``)."""
-        return self.sources.refusal(token)
+        return self.sources.refusal(caller)
 
     def create(self, token: str | None, *, fresh: bool, deadline: float | None) -> GatewayContext:
         return GatewayContext(self.sources.open(token, fresh=fresh, deadline=deadline), self.max_page_size)

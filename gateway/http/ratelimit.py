@@ -39,7 +39,7 @@ WARN_EVERY = 30.0
 
 
 class RateLimiter:
-    """``check(caller, cost)``: None when allowed, else the seconds after which the caller may retry.
+    """``check(caller, cost)``: None when allowed, else the whole seconds after which the caller may retry.
 
     ``refused`` counts refused requests and ``failed_open`` the ones allowed unchecked (Redis unreachable).
     """
@@ -75,7 +75,7 @@ class RateLimiter:
             return cls(rates, storage, pool)
         return cls(rates, MemoryStorage())
 
-    async def check(self, caller: str, cost: int = 1) -> float | None:
+    async def check(self, caller: str, cost: int = 1) -> int | None:
         if self._down and time.monotonic() < self._skip_until:
             self.failed_open += 1
             return None
@@ -85,7 +85,7 @@ class RateLimiter:
                 if not await self.strategy.hit(rate, caller, cost=min(cost, rate.amount)):
                     reset_at, _ = await self.strategy.get_window_stats(rate, caller)
                     self.refused += 1
-                    return float(max(1, math.ceil(reset_at - time.time())))
+                    return max(1, math.ceil(reset_at - time.time()))
         except (StorageError, RedisError, OSError, asyncio.TimeoutError) as exc:
             self._failed(exc)
             return None

@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 
 from graphql import GraphQLError, parse
@@ -180,9 +179,8 @@ class GatewayGraphQL(GraphQL):
         if token is None:  # answered UNAUTHENTICATED without calling anything: nothing to protect
             return
         caller = self.contexts.caller(token)
-        wait = await self.rate_limiter.check(caller, cost)
-        if wait is not None:
-            seconds = max(1, math.ceil(wait))
+        seconds = await self.rate_limiter.check(caller, cost)
+        if seconds is not None:
             await self.refuse(caller, HTTPError(
                 429, "RATE_LIMITED", f"Too many requests from this caller: retry in {seconds} s.",
                 headers={"Retry-After": str(seconds)}, retryAfter=seconds, reason="RATE_LIMIT"))
@@ -194,10 +192,11 @@ class GatewayGraphQL(GraphQL):
         token = bearer_token(request, self.settings.demo_token)
         if token is None:
             return
-        error = self.contexts.refusal(token)
+        caller = self.contexts.caller(token)
+        error = self.contexts.refusal(caller)
         if error is not None:
             extensions = {k: v for k, v in error.extensions.items() if k != "code"}
-            await self.refuse(self.contexts.caller(token), HTTPError(
+            await self.refuse(caller, HTTPError(
                 429, error.code, error.message, headers={"Retry-After": str(extensions["retryAfter"])}, **extensions))
 
     async def refuse(self, caller: str, error: HTTPError) -> None:

@@ -18,11 +18,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BREAKER_STATES = ("closed", "half-open", "open")
-OUTCOMES = ("ok", "unreachable", "outage", "timeout", "caller_failure", "caller_mistake", "slow_down")
-OUTCOME_KINDS = {"ok": "ok", "unreachable": "outage", "outage": "outage", "timeout": "caller-failure",
-                 "caller_failure": "caller-failure", "caller_mistake": "caller-mistake", "slow_down": "slow-down"}
-REJECT_REASONS = ("breaker_open", "caller_breaker", "queue_full", "queue_timeout", "upstream_slow_down",
-                  "rate_limit")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 MAX_OPERATION_NAMES = 200  # distinct operation-name labels kept; the rest are counted as "other"
 
@@ -145,15 +140,15 @@ class GatewayCollector:
         outcomes = CounterMetricFamily("leads_gateway_upstream_outcomes", "Upstream attempts by classified "
                                        "outcome and its kind (outage, caller-failure, caller-mistake, slow-down).",
                                        labels=["outcome", "kind"])
-        for outcome in OUTCOMES:
-            outcomes.add_metric([outcome, OUTCOME_KINDS[outcome]], s.upstream_outcomes[outcome])
+        for outcome, kind in traffic.OUTCOME_LABELS:
+            outcomes.add_metric([outcome, kind], s.upstream_outcomes[outcome])
         yield outcomes
         rejected = s.rejected.copy()
         if self.rate_limiter is not None:
             rejected["rate_limit"] = self.rate_limiter.refused
         refused = CounterMetricFamily("leads_gateway_rejected_requests", "Calls the gateway refused to protect "
                                       "the upstream or other callers, by reason.", labels=["reason"])
-        for reason in REJECT_REASONS:
+        for reason in (*traffic.REFUSAL_REASONS, "rate_limit"):
             refused.add_metric([reason], rejected[reason])
         yield refused
         held = CounterMetricFamily("leads_gateway_held_refusals", "429 refusals held up to a second because the "

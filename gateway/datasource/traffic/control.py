@@ -30,6 +30,10 @@ def _seconds(value: float) -> int:
 
 
 class TrafficControl:
+    # Every label its metrics can take (the collector lists them all, zeros included).
+    OUTCOME_LABELS = tuple((outcome.value, outcome.kind) for outcome in Outcome)
+    REFUSAL_REASONS = ("breaker_open", "caller_breaker", "queue_full", "queue_timeout", "upstream_slow_down")
+
     def __init__(self, settings: Settings, stats: Stats, clock: Callable[[], float] = time.monotonic,
                  jitter: Callable[[], int] = lambda: random.randint(0, 1)) -> None:
         self.stats = stats

@@ -21,7 +21,6 @@ from gateway.errors import (
     Forbidden,
     GatewayError,
     RateLimited,
-    UpstreamBadResponse,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnauthenticated,
@@ -92,6 +91,4 @@ def classify(error: GatewayError | None) -> Outcome:
         return Outcome.SLOW_DOWN
     if isinstance(error, (UpstreamUnauthenticated, Forbidden, UpstreamRejected)):
         return Outcome.CALLER_MISTAKE
-    if isinstance(error, UpstreamBadResponse):
-        return Outcome.CALLER_FAILURE
-    return Outcome.CALLER_FAILURE  # anything else the client raised: the upstream did not do its part
+    return Outcome.CALLER_FAILURE  # an unreadable answer, or anything else: the upstream did not do its part

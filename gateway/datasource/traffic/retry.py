@@ -17,11 +17,11 @@ BACKOFF_MAX = 2.0
 
 
 def retry_delay(outcome: Outcome, retry_after: float | None, attempt: int, retry_after_max: float,
-                rng: random.Random = random._inst) -> float | None:  # type: ignore[attr-defined]
+                rng: random.Random | None = None) -> float | None:
     """Seconds to wait before attempt ``attempt + 1``, or None when this outcome should not be retried."""
     if not outcome.retryable:
         return None
-    backoff = rng.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * 2 ** attempt))
+    backoff = (rng.uniform if rng is not None else random.uniform)(0, min(BACKOFF_MAX, BACKOFF_BASE * 2 ** attempt))
     if retry_after is not None:
         if retry_after > retry_after_max:
             return None  # the upstream asks for longer than we may wait: tell the client instead
