@@ -60,10 +60,17 @@ def _demo_options(args: argparse.Namespace):
     ``--fault`` and ``--fault-mix`` replace each other's environment counterpart: ``--fault-mix``
     clears a ``DEMO_FAULT``, ``--fault`` clears a ``DEMO_FAULT_MIX``. When a single fault and a mix
     are both in force (both flags, or both variables), the single fault wins (see DemoOptions).
-    ``--token-fault`` and ``--token-latency`` entries extend ``DEMO_TOKEN_FAULTS`` and
-    ``DEMO_TOKEN_LATENCY_MS``; for a token in both, the flag wins.
+    ``--token-fault``, ``--token-latency`` and ``--token-write-fault`` entries extend ``DEMO_TOKEN_FAULTS``,
+    ``DEMO_TOKEN_LATENCY_MS`` and ``DEMO_TOKEN_WRITE_FAULTS``; for a token in both, the flag wins.
+    ``--write-fault`` and ``--write-fault-times`` replace ``DEMO_WRITE_FAULT`` and ``DEMO_WRITE_FAULT_TIMES``.
     """
-    from gateway.demo.app import main_options_from_env, parse_fault_mix, parse_token_faults, parse_token_latency_ms
+    from gateway.demo.app import (
+        main_options_from_env,
+        parse_fault_mix,
+        parse_token_faults,
+        parse_token_latency_ms,
+        parse_token_write_faults,
+    )
 
     try:
         options = main_options_from_env()
@@ -84,11 +91,16 @@ def _demo_options(args: argparse.Namespace):
             options.fault_rate = args.fault_rate
         if args.retry_after is not None:
             options.retry_after = args.retry_after
+        if args.write_fault is not None:
+            options.write_fault = args.write_fault
+        if args.write_fault_times is not None:
+            options.write_fault_times = args.write_fault_times
         # Repeatable flags, each TOKEN=VALUE (or several, comma-separated): parsed together, so a token
         # given twice on the command line is an error, as it is in the variable.
         for flag, given, parse, attribute in (
                 ("--token-fault", args.token_fault, parse_token_faults, "token_faults"),
-                ("--token-latency", args.token_latency, parse_token_latency_ms, "token_latency")):
+                ("--token-latency", args.token_latency, parse_token_latency_ms, "token_latency"),
+                ("--token-write-fault", args.token_write_fault, parse_token_write_faults, "token_write_faults")):
             if given:
                 try:
                     getattr(options, attribute).update(parse(",".join(given)))
@@ -115,7 +127,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _demo_flags(parser: argparse.ArgumentParser) -> None:
-    from gateway.demo.app import FAULTS
+    from gateway.demo.app import FAULTS, WRITE_FAULTS
 
     group = parser.add_argument_group("demo upstream behaviour (also DEMO_LATENCY_MS, DEMO_FAULT, ...)")
     group.add_argument("--latency-ms", type=float, help="added to every upstream response")
@@ -131,6 +143,17 @@ def _demo_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--token-latency", action="append", metavar="TOKEN=MS",
                        help="milliseconds added to every response of this token, on top of --latency-ms; "
                             "repeatable; extends DEMO_TOKEN_LATENCY_MS (tokA=200)")
+    group.add_argument("--write-fault", choices=WRITE_FAULTS,
+                       help="inject this fault into every POST /user/lead (lost: created, then the connection "
+                            "drops; lost-before: dropped, nothing created; late: created, answered after "
+                            "DEMO_SLOW_SECONDS; 500-after: created, then a 500; DEMO_WRITE_FAULT)")
+    group.add_argument("--token-write-fault", action="append", metavar="TOKEN=KIND",
+                       help=f"every POST of this token gets this fault ({', '.join(WRITE_FAULTS)}), "
+                            "instead of --write-fault; repeatable; extends DEMO_TOKEN_WRITE_FAULTS "
+                            "(tokA=lost,tokB=late)")
+    group.add_argument("--write-fault-times", type=int, metavar="N",
+                       help="only the next N POSTs that would get a write fault get it (default: all; "
+                            "DEMO_WRITE_FAULT_TIMES)")
 
 
 def build_parser() -> argparse.ArgumentParser:

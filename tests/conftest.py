@@ -60,7 +60,13 @@ class Upstream:
     def calls(self, token: str | None = None) -> list:
         return [c for c in self.app.state.calls if token is None or c.token == token]
 
+    def writes(self, token: str | None = None) -> list:
+        """The ``POST /user/lead`` requests received (``gateway.demo.writes.WriteCall``: token, body, status,
+        lead_id, fault, request_id), oldest first."""
+        return [w for w in self.app.state.write_calls if token is None or w.token == token]
+
     def reset(self) -> None:
+        """Default options; no recorded calls or writes, no created leads."""
         self.app.state.reset()
         self.app.state.options = DemoOptions()
 

@@ -1,4 +1,4 @@
-"""The embedded demo upstream: ``GET /user/leads`` as the Laravel application behind it behaves.
+"""The embedded demo upstream: ``GET /user/leads`` and ``POST /user/lead``, as the Laravel app behind them does.
 
 It exists so that ``serve --demo`` works without credentials and so that tests and benchmarks
 exercise the gateway against the real wire format, not against a friendlier one. Hence the
@@ -12,6 +12,13 @@ Failure injection (``DemoOptions.fault``, ``DemoOptions.fault_mix``, a ``fault-<
 token's own fault and latency in ``DemoOptions.token_faults`` / ``DemoOptions.token_latency``) lets
 callers test how the gateway copes with the upstream's bad days, and with one tenant's bad day while
 the others are served normally.
+
+``POST /user/lead`` (gateway/demo/writes.py decides the answer: validation, creation, which write fault)
+appends the new lead to its token's list, per app instance, so that ``GET /user/leads`` shows it after
+the dataset's leads. Writes get only write faults (``DemoOptions.write_fault``, ``token_write_faults``,
+``write_fault_times``), among them the ones a client cannot tell apart: an answer lost after the lead was
+created ("lost") or before ("lost-before"), a late one ("late") and a 500 after creating it ("500-after").
+The read faults above do not apply to writes.
 """
 
 from __future__ import annotations
@@ -25,15 +32,32 @@ import os
 import random
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Callable
 from urllib.parse import quote
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.demo.data import STATUSES, dataset_for_token
+from gateway.demo.writes import (
+    FAULTS_DROPPING,
+    FAULTS_INSTEAD,
+    TAKEN_MESSAGE,
+    WRITE_FAULTS,
+    WriteCall,
+    WriteStore,
+    allows_duplicate,
+    campaign_ids,
+    created_answer,
+    drop_connection,
+    install_quiet_drops,
+    php_filter_int,
+    take_write_fault,
+    validate,
+)
 
 FAULTS = ("500", "502", "503", "429", "slow", "malformed", "html", "shape")
 FAULT_TOKEN_PREFIX = "fault-"
@@ -68,6 +92,15 @@ class DemoOptions:
     ``token_faults``, a ``flaky-`` token, ``fault`` (with ``fault_rate``), then ``fault_mix``. So when
     ``fault`` is set, ``fault_mix`` is ignored. Both rate draws use one seeded RNG (``random.Random(0)``, restarted by ``reset_calls``),
     one draw per request, so a run with the same requests in the same order gets the same faults.
+
+    Those are read faults (``GET /user/leads``). A ``POST /user/lead`` of an authenticated token gets the
+    token's entry in ``token_write_faults``, else ``write_fault`` (one of WRITE_FAULTS), while
+    ``write_fault_times`` (None: always) says how many more POSTs get it: each fault injected counts it
+    down, so ``write_fault_times=1`` makes the next attempt fail and the retry succeed. "500", "503" and
+    "429" answer instead of the request (nothing created); "lost" creates the lead and drops the
+    connection mid-answer, "lost-before" drops it the same way without creating anything; "late" creates
+    the lead and answers after ``slow_seconds``; "500-after" creates it and answers 500. ``latency`` and
+    ``token_latency`` apply to writes too.
     """
 
     latency: float = 0.0  # seconds added to every response
@@ -82,6 +115,11 @@ class DemoOptions:
     # (no draw), and token -> seconds added to every response of that token (on top of ``latency``).
     token_faults: dict[str, str] = field(default_factory=dict)
     token_latency: dict[str, float] = field(default_factory=dict)
+    # Writes (POST /user/lead): one fault for every POST, one token's own (wins), and how many more
+    # POSTs get them (None: every one; counted down on a running server as faults are injected).
+    write_fault: str | None = None
+    token_write_faults: dict[str, str] = field(default_factory=dict)
+    write_fault_times: int | None = None
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
@@ -100,6 +138,17 @@ class DemoOptions:
             self.token_latency = validate_token_latency(self.token_latency)
         except ValueError as exc:
             raise ValueError(f"token_latency: {exc}") from None
+        if self.write_fault is not None and self.write_fault not in WRITE_FAULTS:
+            raise ValueError(f"unknown demo write fault {self.write_fault!r}; "
+                             f"expected one of {', '.join(WRITE_FAULTS)}")
+        try:
+            self.token_write_faults = validate_token_write_faults(self.token_write_faults)
+        except ValueError as exc:
+            raise ValueError(f"token_write_faults: {exc}") from None
+        if self.write_fault_times is not None and (isinstance(self.write_fault_times, bool)
+                                                   or not isinstance(self.write_fault_times, int)
+                                                   or self.write_fault_times < 0):
+            raise ValueError(f"write_fault_times must be None or a whole number >= 0, got {self.write_fault_times!r}")
 
 
 def _check_rate(kind: str, rate, shown: str | None = None) -> float:
@@ -195,6 +244,20 @@ def validate_token_faults(faults) -> dict[str, str]:
     return {_check_token(token): _check_token_fault(token, kind) for token, kind in faults.items()}
 
 
+def _check_token_write_fault(token: str, kind) -> str:
+    if kind not in WRITE_FAULTS:
+        raise ValueError(f"unknown demo write fault {kind!r} for token {token!r}; "
+                         f"expected one of {', '.join(WRITE_FAULTS)}")
+    return kind
+
+
+def validate_token_write_faults(faults) -> dict[str, str]:
+    """``faults`` as a new ``{token: write fault}`` dict, or ValueError naming the bad entry."""
+    if not isinstance(faults, dict):
+        raise ValueError(f"expected a dict of token -> write fault, got {faults!r}")
+    return {_check_token(token): _check_token_write_fault(token, kind) for token, kind in faults.items()}
+
+
 def validate_token_latency(latency) -> dict[str, float]:
     """``latency`` as a new ``{token: seconds}`` dict, or ValueError naming the bad entry."""
     if not isinstance(latency, dict):
@@ -223,6 +286,14 @@ def parse_token_faults(text: str) -> dict[str, str]:
     return validate_token_faults(dict(_token_pairs(text, "tokA=500,tokB=slow", "KIND")))
 
 
+def parse_token_write_faults(text: str) -> dict[str, str]:
+    """``"tokA=lost,tokB=late"`` -> ``{"tokA": "lost", "tokB": "late"}`` (the empty string: none).
+    Raises ValueError naming the bad part."""
+    if not text.strip():
+        return {}
+    return validate_token_write_faults(dict(_token_pairs(text, "tokA=lost,tokB=late", "KIND")))
+
+
 def parse_token_latency_ms(text: str) -> dict[str, float]:
     """``"tokA=200,tokB=1500"`` (milliseconds) -> ``{"tokA": 0.2, "tokB": 1.5}`` (seconds; the empty
     string: none). Raises ValueError naming the bad part."""
@@ -242,6 +313,11 @@ def parse_token_latency_ms(text: str) -> dict[str, float]:
 def format_token_faults(faults: dict[str, str]) -> str:
     """The inverse of ``parse_token_faults``."""
     return ",".join(f"{token}={kind}" for token, kind in faults.items())
+
+
+def format_token_write_faults(faults: dict[str, str]) -> str:
+    """The inverse of ``parse_token_write_faults``."""
+    return format_token_faults(faults)
 
 
 def format_token_latency_ms(latency: dict[str, float]) -> str:
@@ -297,6 +373,57 @@ def _laravel_input(raw: dict[str, str]) -> dict[str, str | None]:
         value = value.strip(_TRIM_CHARS)
         cleaned[key] = value or None
     return cleaned
+
+
+def _laravel_json_input(value):
+    """The same middleware on a JSON body: every string, at any depth, trimmed and "" made null."""
+    if isinstance(value, str):
+        return value.strip(_TRIM_CHARS) or None
+    if isinstance(value, dict):
+        return {key: _laravel_json_input(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_laravel_json_input(item) for item in value]
+    return value
+
+
+_JSON_MAX_DEPTH = 512  # json_decode's default depth
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _php_json_decodable(value) -> bool:
+    """What ``json_decode`` refuses although Python's json reads it: lone UTF-16 surrogates
+    (``"\\ud800"``) and nesting deeper than 512."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= char <= "\udfff" for char in item):
+                return False
+        elif isinstance(item, (dict, list)):
+            if depth > _JSON_MAX_DEPTH:
+                return False
+            if isinstance(item, dict):
+                pending.extend((key, depth) for key in item)
+                pending.extend((child, depth + 1) for child in item.values())
+            else:
+                pending.extend((child, depth + 1) for child in item)
+    return True
+
+
+def _json_body(content_type: str | None, raw: bytes) -> dict | None:
+    """The request body as Laravel's ``$request->json()`` sees it: read only when the Content-Type says
+    JSON (``isJson``: contains ``/json`` or ``+json``); None when it is not a JSON object (invalid JSON,
+    a list, a scalar, an empty body), which leaves the input empty."""
+    if not content_type or ("/json" not in content_type and "+json" not in content_type):
+        return None
+    try:
+        value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) and _php_json_decodable(value) else None
 
 
 def _php_int(value: str) -> int | None:
@@ -448,8 +575,12 @@ def _like_matcher(needle: str) -> Callable[[str], bool]:
     return lambda value: regex.fullmatch(value) is not None
 
 
-def _filtered(token: str, data: dict[str, str | None]) -> list[tuple[dict, str]] | tuple[tuple[dict, str], ...]:
+def _filtered(token: str, data: dict[str, str | None],
+              created: list[tuple[dict, str]] = ()) -> list[tuple[dict, str]] | tuple[tuple[dict, str], ...]:
+    """The token's rows (dataset, then the leads ``POST /user/lead`` created: ids ascending) matching ``data``."""
     rows = _encoded_rows(token)
+    if created:
+        rows = rows + tuple(created)
     status = data.get("status")
     if status is not None:
         rows = [row for row in rows if row[0]["status"] == status]
@@ -507,7 +638,7 @@ def _paginator_body(request: Request, token: str, data: dict[str, str | None]) -
     """``LengthAwarePaginator::toArray()`` as JSON, keys in Laravel's order."""
     per_page = int(data["per_page"]) if data.get("per_page") is not None else DEFAULT_PER_PAGE
     current = int(data["page"]) if data.get("page") is not None else 1
-    rows = _filtered(token, data)
+    rows = _filtered(token, data, request.app.state.lead_writes.rows(token))
     total = len(rows)
     last = max(1, -(-total // per_page))
     offset = (current - 1) * per_page
@@ -661,6 +792,85 @@ async def _leads(request: Request) -> Response:
     return response
 
 
+# ---------------------------------------------------------------------------- POST /user/lead
+
+def _create_lead(request: Request, token: str | None, body: dict | None) -> tuple[Response, str | None, dict | None]:
+    """The answer, the write fault injected and the lead created, in Laravel's order: auth, throttling/faults,
+    policy, validation, the controller's duplicate check, creation."""
+    state = request.app.state
+    options: DemoOptions = state.options
+    store: WriteStore = state.lead_writes
+    if token is None or token.startswith(REVOKED_TOKEN_PREFIX):
+        return _json_response({"message": "Unauthenticated."}, 401), None, None
+    kind = take_write_fault(options, token)
+    if kind in FAULTS_INSTEAD:
+        return _fault_response(kind, options), kind, None
+
+    lead = None
+    if token.startswith(FORBIDDEN_TOKEN_PREFIX):
+        response = _json_response({"message": "This action is unauthorized."}, 403)
+    else:
+        # $request->all(): the JSON body's keys, then the query's others, all through the middleware.
+        data = _laravel_json_input(body) if body is not None else {}
+        for key, value in _laravel_input(_php_query(request)).items():
+            data.setdefault(key, value)
+        errors = validate(data, campaign_ids(token))
+        if errors:
+            response = _validation_response(errors)
+        elif not allows_duplicate(data) and store.taken(token, data["phone_number"],
+                                                        php_filter_int(data["campaign_id"])):
+            response = _validation_response({"phone_number": [TAKEN_MESSAGE]})
+        else:
+            # "lost-before": the request dies before the transaction commits; the answer it would have had
+            # is still built, so that what the client receives is the same as for "lost".
+            built = store.create(token, data, datetime.now(timezone.utc), commit=kind != "lost-before")
+            if built is None:  # the token's id block is used up (thousands of leads since the last reset)
+                response = _json_response({"message": "Server Error"}, 500)
+            else:
+                response = _json_response(created_answer(built), 201)
+                lead = built if kind != "lost-before" else None
+    if kind == "500-after":
+        response = _json_response({"message": "Server Error"}, 500)
+    return response, kind, lead
+
+
+class _LeadWrites:
+    """``POST /user/lead`` as a raw ASGI app: the "lost" faults must be able to cut the answer short,
+    which Starlette's request/response endpoints cannot do."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        request = Request(scope, receive)
+        state = request.app.state
+        options: DemoOptions = state.options
+        store: WriteStore = state.lead_writes
+        token = _bearer_token(request.headers.get("authorization"))
+        try:
+            raw = await request.body()
+        except ClientDisconnect:
+            return
+        body = _json_body(request.headers.get("content-type"), raw)
+        store.posts += 1
+        response, kind, lead = _create_lead(request, token, body)
+        store.calls.append(WriteCall(token=token, body=body if body is not None else {},
+                                     status=response.status_code, lead_id=lead["id"] if lead else None,
+                                     fault=kind, request_id=request.headers.get("x-request-id")))
+        delay = max(options.latency, 0.0) + (options.slow_seconds if kind == "late" else 0.0)
+        if token is not None and options.token_latency:
+            delay += max(options.token_latency.get(token, 0.0), 0.0)
+        if delay > 0:
+            await _sleep_unless_disconnected(request, delay)
+        if kind in FAULTS_DROPPING:
+            await drop_connection(send, response.status_code, response.raw_headers, bytes(response.body))
+        else:
+            await response(scope, receive, send)
+
+
+async def _writes_count(request: Request) -> Response:
+    """How many ``POST /user/lead`` requests this demo upstream received and how many leads it created."""
+    store: WriteStore = request.app.state.lead_writes
+    return Response(json.dumps({"posts": store.posts, "created": store.created}), media_type="application/json")
+
+
 async def _healthz(request: Request) -> Response:
     return Response('{"status":"ok"}', media_type="application/json")
 
@@ -677,7 +887,9 @@ async def _fault_counts(request: Request) -> Response:
 
 
 def reset_calls(app: Starlette) -> None:
-    """Forget recorded calls and restart the fault draw sequence (so fault_rate runs are reproducible)."""
+    """Forget recorded calls, the leads created and the writes recorded, and restart the fault draw sequence
+    (so fault_rate runs are reproducible)."""
+    app.state.lead_writes.reset()
     app.state.calls.clear()
     app.state.call_count = 0
     app.state.fault_counts = collections.Counter()
@@ -686,19 +898,28 @@ def reset_calls(app: Starlette) -> None:
 
 
 def create_demo_app(options: DemoOptions | None = None) -> Starlette:
-    """A Starlette app serving ``GET /user/leads`` (and ``/api/user/leads``) plus ``GET /healthz``.
+    """A Starlette app serving ``GET /user/leads`` and ``POST /user/lead`` (also under ``/api``) plus
+    ``GET /healthz`` and the ``/_demo/*`` counters.
 
     ``app.state.options`` is read on every request, ``app.state.calls`` records every
-    ``/user/leads`` request, ``app.state.reset()`` clears the record.
+    ``/user/leads`` request, ``app.state.write_calls`` every ``/user/lead`` one (``WriteCall``),
+    ``app.state.lead_writes`` holds the leads created; ``app.state.reset()`` clears all of it.
     """
+    write_endpoint = _LeadWrites()
     app = Starlette(routes=[
         Route("/user/leads", _leads, methods=["GET"]),
         Route("/api/user/leads", _leads, methods=["GET"]),
+        Route("/user/lead", write_endpoint, methods=["POST"]),
+        Route("/api/user/lead", write_endpoint, methods=["POST"]),
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/_demo/calls", _call_count, methods=["GET"]),
         Route("/_demo/faults", _fault_counts, methods=["GET"]),
+        Route("/_demo/writes", _writes_count, methods=["GET"]),
     ])
+    install_quiet_drops()
     app.state.options = options if options is not None else DemoOptions()
+    app.state.lead_writes = WriteStore(_php_json)
+    app.state.write_calls = app.state.lead_writes.calls  # the most recent writes (bounded), cleared in place
     # The most recent calls for tests (bounded: benchmarks send millions), and a count of all of them.
     app.state.calls = collections.deque(maxlen=100_000)
     app.state.call_count = 0
@@ -725,8 +946,9 @@ def _env_float(name: str, minimum: float, maximum: float | None = None) -> float
 
 def main_options_from_env() -> DemoOptions:
     """Options from ``DEMO_LATENCY_MS``, ``DEMO_FAULT``, ``DEMO_FAULT_RATE``, ``DEMO_FAULT_MIX``,
-    ``DEMO_RETRY_AFTER``, ``DEMO_SLOW_SECONDS``, ``DEMO_TOKEN_FAULTS`` (``tokA=500,tokB=slow``) and
-    ``DEMO_TOKEN_LATENCY_MS`` (``tokA=200``) (all optional), for ``leads-gateway demo-upstream``."""
+    ``DEMO_RETRY_AFTER``, ``DEMO_SLOW_SECONDS``, ``DEMO_TOKEN_FAULTS`` (``tokA=500,tokB=slow``),
+    ``DEMO_TOKEN_LATENCY_MS`` (``tokA=200``), ``DEMO_WRITE_FAULT``, ``DEMO_TOKEN_WRITE_FAULTS``
+    (``tokA=lost,tokB=late``) and ``DEMO_WRITE_FAULT_TIMES`` (all optional), for ``leads-gateway demo-upstream``."""
     options = DemoOptions()
     latency_ms = _env_float("DEMO_LATENCY_MS", 0.0)
     if latency_ms is not None:
@@ -753,8 +975,19 @@ def main_options_from_env() -> DemoOptions:
     slow = _env_float("DEMO_SLOW_SECONDS", 0.0)
     if slow is not None:
         options.slow_seconds = slow
+    write_fault = os.environ.get("DEMO_WRITE_FAULT", "").strip()
+    if write_fault:
+        if write_fault not in WRITE_FAULTS:
+            raise ValueError(f"DEMO_WRITE_FAULT must be one of {', '.join(WRITE_FAULTS)}, got {write_fault!r}")
+        options.write_fault = write_fault
+    times = os.environ.get("DEMO_WRITE_FAULT_TIMES", "").strip()
+    if times:
+        if not re.fullmatch(r"[0-9]+", times):
+            raise ValueError(f"DEMO_WRITE_FAULT_TIMES must be a whole number >= 0, got {times!r}")
+        options.write_fault_times = int(times)
     for name, parse, attribute in (("DEMO_TOKEN_FAULTS", parse_token_faults, "token_faults"),
-                                   ("DEMO_TOKEN_LATENCY_MS", parse_token_latency_ms, "token_latency")):
+                                   ("DEMO_TOKEN_LATENCY_MS", parse_token_latency_ms, "token_latency"),
+                                   ("DEMO_TOKEN_WRITE_FAULTS", parse_token_write_faults, "token_write_faults")):
         try:
             setattr(options, attribute, parse(os.environ.get(name, "")))
         except ValueError as exc:

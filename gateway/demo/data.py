@@ -25,7 +25,8 @@ MIN_LEADS = 150
 MAX_LEADS = 400
 
 # Ids: one block of 10 000 ids per token (leads at +1..+N, secondary contacts from +5001),
-# campaigns at block*10 + 1..7. 90 000 blocks keep every id below 2**31.
+# campaigns at block*10 + 1..7. 90 000 blocks keep every id below 2**31. Leads created later
+# (POST /user/lead) continue after +N, their contacts after the dataset's last one: write_id_ranges.
 _BLOCKS = 90_000
 _BLOCK_SIZE = 10_000
 _SECONDARY_OFFSET = 5_000
@@ -179,3 +180,14 @@ def campaigns_for_token(token: str) -> tuple[dict, ...]:
     """The live campaigns (``{"id", "name"}``) that appear in ``token``'s leads, by id."""
     seen = {lead["campaign"]["id"]: lead["campaign"] for lead in dataset_for_token(token) if lead["campaign"]}
     return tuple(dict(seen[key]) for key in sorted(seen))
+
+
+def write_id_ranges(token: str) -> tuple[range, range]:
+    """The ids of ``token``'s block the dataset leaves free: for leads created later (right after its
+    highest lead id, up to where the secondary contacts start) and for their secondary contacts (after
+    the dataset's last contact, up to the end of the block)."""
+    leads = dataset_for_token(token)
+    base = leads[0]["id"] - 1
+    last_contact = max((contact["id"] for lead in leads for contact in lead["secondary_contacts"]),
+                       default=base + _SECONDARY_OFFSET)
+    return range(leads[-1]["id"] + 1, base + _SECONDARY_OFFSET + 1), range(last_contact + 1, base + _BLOCK_SIZE)
