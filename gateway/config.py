@@ -68,6 +68,7 @@ class Settings:
     max_depth: int = 12
     max_aliases: int = 30
     max_cost: int = 2_500  # leads a query may ask for, page sizes multiplied through nested lists
+    max_writes: int = 10  # mutation fields (leads created) per operation
     max_batch: int = 10  # operations in one batched request (a JSON array body)
     introspection: bool = True
     # The direct walk over plain objects (graphql/execution/): off, or on a strawberry/graphql-core the
@@ -120,6 +121,7 @@ class Settings:
             max_tokens=int(_number(env, "GATEWAY_MAX_TOKENS", 2_000, minimum=10, integer=True)),
             max_depth=int(_number(env, "GATEWAY_MAX_DEPTH", 12, minimum=2, integer=True)),
             max_aliases=int(_number(env, "GATEWAY_MAX_ALIASES", 30, minimum=1, integer=True)),
+            max_writes=int(_number(env, "GATEWAY_MAX_WRITES", 10, minimum=1, integer=True)),
             max_cost=int(_number(env, "GATEWAY_MAX_COST", 2_500, minimum=1, integer=True)),
             max_batch=int(_number(env, "GATEWAY_MAX_BATCH", 10, minimum=0, integer=True)),
             introspection=_flag(env, "GATEWAY_INTROSPECTION", True),

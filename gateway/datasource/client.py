@@ -1,4 +1,4 @@
-"""``LeadsAPI``: the one place that speaks HTTP to the upstream ``GET /user/leads``.
+"""``LeadsAPI``: the one place that speaks HTTP to the upstream (``GET /user/leads``, ``POST /user/lead``).
 
 Policy hooks in the spirit of apollo's RESTDataSource: ``PageRequest.params`` builds the URL parameters,
 ``error_from_response`` maps HTTP statuses to the gateway's error family, ``parse_page`` (parse.py)
@@ -37,8 +37,8 @@ from gateway.config import Settings
 from gateway.datasource.traffic import Outcome, TrafficControl, classify
 from gateway.datasource.traffic.breaker import Ticket
 from gateway.datasource.traffic.retry import retry_delay
-from gateway.leads.records import LeadPage
-from gateway.datasource.parse import parse_page
+from gateway.leads.records import LeadPage, LeadRecord
+from gateway.datasource.parse import parse_created, parse_page
 
 log = logging.getLogger("gateway.datasource")
 
@@ -81,6 +81,7 @@ class LeadsAPI:
     """
 
     path = "/user/leads"
+    create_path = "/user/lead"
 
     def __init__(self, client: httpx.AsyncClient, base_url: str, timeout: float, stats: Stats | None = None, *,
                  retries: int = 0, retry_after_max: float = 5.0, traffic: TrafficControl | None = None,
@@ -88,6 +89,7 @@ class LeadsAPI:
         self._client = client
         self.max_bytes = max_bytes
         self._url = base_url.rstrip("/") + self.path
+        self._create_url = base_url.rstrip("/") + self.create_path
         self._timeout = timeout
         self.stats = stats or Stats()
         self.retries = retries
@@ -181,6 +183,101 @@ class LeadsAPI:
             raise UpstreamUnavailable("The upstream could not be reached.") from None
 
 
+    async def create_lead(self, token: str, body: dict, *, caller: str = "-",
+                          deadline: float | None = None) -> Created | Refused | Unknown:
+        """One ``POST /user/lead``, never repeated here (``datasource/writes.py`` decides what follows).
+
+        Returns what the upstream said: ``Created``, ``Refused`` (its 422), or ``Unknown`` when it may have
+        created the lead without the gateway learning so (a timeout or a connection lost after sending, a
+        5xx, an unreadable answer to the request). Raises what certainly created nothing: no connection,
+        401, 403, 429, another 4xx; and traffic control's refusals."""
+        ticket = await self.traffic.admit(caller, deadline)
+        outcome: Outcome | None = None
+        retry_after = None
+        status, code = "none", "cancelled"
+        self.stats.upstream_inflight += 1
+        started = time.perf_counter()
+        try:
+            result, status = await self._post(token, body, deadline)
+            outcome, code = Outcome.OK, "ok"
+            if isinstance(result, Refused):
+                outcome, code = Outcome.CALLER_MISTAKE, "BAD_USER_INPUT"
+            elif isinstance(result, Unknown):
+                outcome, code = classify(result.error), result.error.code
+                status = str(getattr(result.error, "http_status", status))
+            return result
+        except GatewayError as exc:
+            outcome, code = classify(exc), exc.code
+            status = str(getattr(exc, "http_status", status))
+            retry_after = exc.extensions.get("retryAfter")
+            raise
+        finally:
+            self.stats.upstream_inflight -= 1
+            self.stats.upstream_latency.observe(time.perf_counter() - started)
+            self.traffic.done(ticket, outcome, retry_after)
+            self.stats.upstream_requests[code] += 1
+            self.stats.upstream_responses[(status, code)] += 1
+
+    async def _post(self, token: str, body: dict, deadline: float | None) -> tuple[Created | Refused | Unknown, str]:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json",
+                   "Content-Type": "application/json"}
+        scope = request_scope.current()
+        if scope is not None:
+            headers["X-Request-ID"] = scope.request_id
+            scope.upstream_calls += 1
+        timeout = min(self._timeout, max(0.001, _remaining(deadline, self._timeout)))
+        with tracing.span("upstream POST /user/lead", **{"http.request.method": "POST"}) as sp:
+            try:
+                answer = Answer(*await http_client.send(self._client, "POST", self._create_url,
+                                                        content=orjson.dumps(body), headers=headers,
+                                                        timeout=timeout, max_bytes=self.max_bytes))
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                raise UpstreamUnavailable("The upstream could not be reached; the lead was not sent.") from None
+            except http_client.BodyTooLarge:
+                return Unknown(UpstreamBadResponse("The upstream's answer to the create is too large.")), "none"
+            except httpx.TimeoutException:
+                return Unknown(UpstreamTimeout(f"The upstream did not answer the create within {timeout:g} s.")), "none"
+            except httpx.HTTPError:
+                return Unknown(UpstreamUnavailable("The connection to the upstream was lost during the create.")), "none"
+            tracing.set_attributes(sp, **{"http.response.status_code": answer.status_code})
+        status = answer.status_code
+        if status in (200, 201):
+            try:
+                return Created(parse_created(_json(answer.content))), str(status)
+            except GatewayError as error:  # it answered success: the lead likely exists, in a shape we cannot read
+                error.http_status = status
+                return Unknown(error), str(status)
+        error = error_from_response(answer)
+        error.http_status = status
+        if status == 422:
+            return Refused(*_laravel_errors(answer)), "422"
+        if status >= 500:
+            return Unknown(error), str(status)  # an application error after the insert, a gateway's 504...
+        raise error
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The upstream created the lead and said so."""
+
+    lead: LeadRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The upstream's 422: Laravel's message and ``errors`` (upstream field -> messages); nothing created."""
+
+    message: str
+    errors: dict[str, list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """The upstream may or may not have created the lead; ``error`` says what went wrong."""
+
+    error: GatewayError
+
+
 @dataclass(frozen=True, slots=True)
 class _Failure:
     """An attempt's upstream error with its classified outcome (inside ``LeadsAPI`` only)."""
@@ -198,15 +295,18 @@ class Answer:
     content: bytes
 
 
-def _page_of(response: Answer, request: PageRequest) -> LeadPage:
+def _json(content: bytes):
     try:
         try:
-            payload = orjson.loads(response.content)  # several times faster than json
+            return orjson.loads(content)  # several times faster than json
         except orjson.JSONDecodeError:
-            payload = json.loads(response.content)  # what orjson refuses (lone surrogates...) may still be JSON
+            return json.loads(content)  # what orjson refuses (lone surrogates...) may still be JSON
     except ValueError:
         raise UpstreamBadResponse("The upstream answered with a body that is not JSON.") from None
-    page = parse_page(payload)
+
+
+def _page_of(response: Answer, request: PageRequest) -> LeadPage:
+    page = parse_page(_json(response.content))
     if (page.page, page.per_page) != (request.page.page, request.page.per_page):
         # Slicing trusts page/per_page; an upstream that silently capped per_page would lose leads.
         raise UpstreamBadResponse(
@@ -236,14 +336,20 @@ def error_from_response(response: Answer | httpx.Response) -> GatewayError:
     return UpstreamBadResponse(f"The upstream answered with unexpected HTTP {status}.", upstreamStatus=status)
 
 
-def _rejected(response: Answer | httpx.Response) -> GatewayError:
+def _laravel_errors(response: Answer | httpx.Response) -> tuple[str, dict[str, list[str]]]:
+    """Laravel's 422 body: its message and ``errors`` (field -> messages); whatever else it holds, no crash."""
     try:
         body = json.loads(response.content)
         message = str(body.get("message") or "validation failed")
         errors = body.get("errors") or {}
-        field_errors = {ARGUMENT_FOR_PARAM.get(k, k): [str(m) for m in v] for k, v in errors.items()}
+        return message, {str(k): [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in errors.items()}
     except (ValueError, AttributeError, TypeError):
-        message, field_errors = "validation failed", {}
+        return "validation failed", {}
+
+
+def _rejected(response: Answer | httpx.Response) -> GatewayError:
+    message, errors = _laravel_errors(response)
+    field_errors = {ARGUMENT_FOR_PARAM.get(k, k): v for k, v in errors.items()}
     return UpstreamRejected(f"The upstream rejected the request: {message}", fieldErrors=field_errors)
 
 

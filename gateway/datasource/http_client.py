@@ -56,10 +56,19 @@ def _proxied() -> bool:
 async def get(client: httpx.AsyncClient, url: str, *, params, headers, timeout: float,
               max_bytes: int) -> tuple[int, httpx.Headers, bytes]:
     """One GET: its status, headers and (decoded) body, at most ``max_bytes`` long, within ``timeout``."""
+    return await send(client, "GET", url, params=params, headers=headers, timeout=timeout, max_bytes=max_bytes)
+
+
+async def send(client: httpx.AsyncClient, method: str, url: str, *, params=None, content: bytes | None = None,
+               headers, timeout: float, max_bytes: int) -> tuple[int, httpx.Headers, bytes]:
+    """One request (``content``: its body), with ``get``'s bounds and error mapping. For a POST, only
+    ``httpx.ConnectError``/``ConnectTimeout`` say that nothing reached the upstream; after any other
+    failure it may have acted on the request."""
     try:
         async with asyncio.timeout(timeout):
             limits = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT))
-            async with client.stream("GET", url, params=params, headers=headers, timeout=limits) as response:
+            async with client.stream(method, url, params=params, content=content, headers=headers,
+                                     timeout=limits) as response:
                 length = response.headers.get("Content-Length", "")
                 if length.isdigit() and int(length) > max_bytes:
                     raise BodyTooLarge(max_bytes)

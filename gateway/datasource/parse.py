@@ -48,6 +48,19 @@ def parse_page(payload: Any) -> LeadPage:
         raise UpstreamBadResponse("The upstream returned a leads page that is not the documented shape.") from None
 
 
+def parse_created(payload: Any) -> LeadRecord:
+    """The answer of ``POST /user/lead`` (``{"message", "data": {lead}}``, the lead in the list's shape, ids
+    possibly as strings) as a ``LeadRecord``, or ``UpstreamBadResponse``."""
+    try:
+        if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
+            raise _Bad("$", "expected an object with the created lead in `data`")
+        return _lead(payload["data"], 0)
+    except _Bad as exc:
+        raise UpstreamBadResponse(f"The upstream's answer to a create is not the documented shape ({exc}).") from None
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        raise UpstreamBadResponse("The upstream's answer to a create is not the documented shape.") from None
+
+
 def _page(p: Any) -> LeadPage:
     if not isinstance(p, dict):
         raise _Bad("$", "expected a paginator object")

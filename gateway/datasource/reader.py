@@ -36,6 +36,15 @@ class PageSource(Protocol):
         """Leads recently served to this caller, with their fetch time, by id."""
 
 
+def _position(pages, lead_id: int) -> tuple[int, int] | None:
+    """(position, total) of the lead in these pages of one list, or None."""
+    for page in pages:
+        for i, lead in enumerate(page.items):
+            if lead.id == lead_id:
+                return page.offset + i, page.total
+    return None
+
+
 def _oldest(times: Iterable[float]) -> float | None:
     return min(times, default=None)
 
@@ -76,6 +85,17 @@ class LookupResult:
     total: int = 0
     warnings: tuple[dict, ...] = ()
     fetched_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A lead's position in the unfiltered list of ``total`` leads (None: not found near the end)."""
+
+    position: int | None
+    total: int
+
+
+PLACE_PAGES = 3  # pages of 100 read back from the end of the list when placing a new lead
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +201,21 @@ class LeadReader:
             },)
         return LookupResult(found, complete, scanned=min(total, last * LOOKUP_PAGE_SIZE), total=total,
                             warnings=warnings, fetched_at=_oldest(times))
+
+    async def place(self, lead_id: int) -> Placed:
+        """Where a lead just created stands in the unfiltered list: the list is in id order, so at or near
+        its end. Reads the first page of 100 (it tells the total, and most queries start with it, so it is
+        no waste), then pages from the end, ``PLACE_PAGES`` pages in all at most."""
+        first = (await self.pages.load(ALL_LEADS, PageRef(1, LOOKUP_PAGE_SIZE))).page
+        pages = [first]
+        for number in range(first.last_page, 1, -1)[:PLACE_PAGES - 1]:
+            if _position(pages, lead_id) is not None:
+                break
+            pages.append((await self.pages.load(ALL_LEADS, PageRef(number, LOOKUP_PAGE_SIZE))).page)
+        found = _position(pages, lead_id)
+        if found is None:
+            return Placed(None, first.total)
+        return Placed(*found)
 
     async def campaign_leads_page(self, campaign_id: int) -> Served:
         """The first page of a campaign's leads (its name comes from them)."""

@@ -2,7 +2,10 @@
 
 Modelled on apollo's RESTDataSource: one object per caller and request, whose policy lives in one
 place each:
-- keys: every cache, coalescing and lease key holds ``caller``, an HMAC of the token (``cache/keys.py``);
+- keys: every cache, coalescing and lease key holds ``caller``, an HMAC of the token, and the caller's
+  generation (together its *scope*, ``cache/keys.py``), read once per request;
+- writes: ``create_lead`` goes through the shared ``LeadWriter`` (``writes.py``: no duplicates, idempotency
+  keys) and comes back with the caller's new scope, which the rest of the request reads under;
 - dedup within the request: a page asked for twice in one request is one load (``load``);
 - coalescing across requests and instances, freshness (TTL, stale-while-revalidate, stale-if-error):
   the shared ``PageCache``;
@@ -28,11 +31,13 @@ from gateway.datasource.cache import PageCache, Served, build_page_cache
 from gateway.datasource.client import LeadsAPI, PageRequest
 from gateway.datasource.http_client import build_client
 from gateway.datasource.traffic import TrafficControl
-from gateway.datasource.reader import LeadReader, LookupResult, Window
+from gateway.datasource.reader import LeadReader, LookupResult, Placed, Window
+from gateway.datasource.writes import LeadWriter, WriteResult
 from gateway.errors import GatewayError, Unauthenticated
 from gateway.leads.filter import ListFilter
 from gateway.leads.pagination import PageRef, WindowRequest
 from gateway.leads.records import LeadPage, LeadRecord
+from gateway.leads.writes import NewLead
 from gateway.observability.metrics import Stats
 
 UPSTREAM_MAX_PER_PAGE = 100  # the upstream rejects per_page > 100 with a 422
@@ -52,6 +57,7 @@ class LeadsSources:
         self.lookup_max_pages = settings.lookup_max_pages
         self.api = api
         self.cache = cache
+        self.writer: LeadWriter | None = None
 
     async def start(self) -> None:
         """Open the pooled upstream client (keep-alive connections shared by every request) and the cache."""
@@ -62,8 +68,11 @@ class LeadsSources:
                                 traffic=self.traffic, max_bytes=s.upstream_max_bytes)
         if self.cache is None:
             self.cache = build_page_cache(s, self.stats)
+        self.writer = LeadWriter(self.api, self.cache, self.stats)
 
     async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
         if self.cache is not None:
             await self.cache.close()
         if self.api is not None:
@@ -82,27 +91,36 @@ class LeadsSources:
         """The caller's key part: an HMAC of the token (never the token itself)."""
         return self.cache.caller(token)
 
+    async def scope(self, caller: str) -> str:
+        """The caller's scope now (its HMAC and generation): the key part of all its cached data, which a
+        write changes everywhere at once (``PageCache.invalidate``)."""
+        return await self.cache.scope(caller)
+
     def refusal(self, caller: str) -> GatewayError | None:
         """The refusal ``caller`` would get for its next upstream call for reasons of its own
         (``TrafficControl.refusal``), or None: asked before a request is executed."""
         return self.traffic.refusal(caller)
 
-    def open(self, token: str | None, *, fresh: bool = False, deadline: float | None = None) -> LeadsSource:
+    def open(self, token: str | None, *, fresh: bool = False, deadline: float | None = None,
+             scope: str | None = None) -> LeadsSource:
         """A source for one request by the holder of ``token`` (None: every read is ``UNAUTHENTICATED``).
 
         ``fresh``: the request said ``Cache-Control: no-cache`` (no cached page is used, fetched ones are
-        still stored); ``deadline``: ``time.monotonic()`` by which the upstream must have answered.
+        still stored); ``deadline``: ``time.monotonic()`` by which the upstream must have answered;
+        ``scope``: the caller's scope when the request already read it (else read at the first use).
         """
-        return LeadsSource(self, token, fresh=fresh, deadline=deadline)
+        return LeadsSource(self, token, fresh=fresh, deadline=deadline, scope=scope)
 
 
 class LeadsSource:
     """One caller's leads for one request (made by ``LeadsSources.open``)."""
 
-    def __init__(self, shared: LeadsSources, token: str | None, *, fresh: bool, deadline: float | None) -> None:
+    def __init__(self, shared: LeadsSources, token: str | None, *, fresh: bool, deadline: float | None,
+                 scope: str | None = None) -> None:
         self._shared = shared
         self._token = token
         self._caller: str | None = None
+        self._scope = scope
         self.fresh = fresh
         self.deadline = deadline
         self._loads: dict[PageRequest, asyncio.Task[Served]] = {}
@@ -119,6 +137,10 @@ class LeadsSource:
             self._caller = self._shared.caller(self._token)
         return self._caller
 
+    def _token_or_refuse(self) -> str:
+        self.caller  # noqa: B018 - raises UNAUTHENTICATED without a token
+        return self._token  # type: ignore[return-value]
+
     @property
     def _reader(self) -> LeadReader:
         # Made per use, not kept: a reader kept here would make a reference cycle (source -> reader ->
@@ -126,10 +148,30 @@ class LeadsSource:
         # the request ends (the collector's pauses under load: docs/ISOLATION.md).
         return LeadReader(self, max_per_page=UPSTREAM_MAX_PER_PAGE, lookup_max_pages=self._shared.lookup_max_pages)
 
+    async def _ready(self) -> None:
+        """The caller's scope, read once per request before the first cache access."""
+        if self._scope is None:
+            self._scope = await self._shared.scope(self.caller)
+
     # --- what the GraphQL layer asks for ------------------------------------------------------------
+
+    async def create_lead(self, lead: NewLead, idempotency_key: str | None) -> WriteResult:
+        """Create a lead (``LeadWriter``); afterwards this request, like every later one, reads afresh."""
+        result = await self._shared.writer.create(self._token_or_refuse(), self.caller, lead, idempotency_key,
+                                                  deadline=self.deadline)
+        if result.lead is not None:
+            self._scope = result.scope
+            self._loads = {}  # pages this request read before the write are not what it reads after
+        return result
+
+    async def place(self, lead_id: int) -> Placed:
+        """Where a lead stands in the caller's unfiltered list (for the edge of a created lead)."""
+        await self._ready()
+        return await self._reader.place(lead_id)
 
     async def window(self, lead_filter: ListFilter, request: WindowRequest) -> Window:
         """The leads of a validated Relay window over this filter."""
+        await self._ready()
         window = await self._reader.window(lead_filter, request)
         if window.reused:
             self._shared.cache.count_reuse(window.reused)
@@ -138,12 +180,14 @@ class LeadsSource:
 
     async def leads_by_id(self, ids: Sequence[int]) -> LookupResult:
         """Leads by upstream id (a bounded scan of the list: the upstream has no by-id call)."""
+        await self._ready()
         result = await self._reader.find(ids)
         self.warnings.extend(result.warnings)
         return result
 
     async def campaign_page(self, campaign_id: int) -> LeadPage:
         """The first page of a campaign's leads (the campaign's name comes from them)."""
+        await self._ready()
         served = await self._reader.campaign_leads_page(campaign_id)
         return served.page
 
@@ -169,24 +213,26 @@ class LeadsSource:
     async def cached(self, lead_filter: ListFilter) -> list[Served]:
         if self.fresh:
             return []
-        pages = await self._shared.cache.fresh_pages(self.caller, lead_filter)
+        await self._ready()
+        pages = await self._shared.cache.fresh_pages(self._scope, lead_filter)
         self._took(min((p.fetched_at for p in pages), default=None))
         return pages
 
     def seen(self, ids: Iterable[int]) -> dict[int, tuple[LeadRecord, float]]:
-        if self.fresh:
+        if self.fresh or self._scope is None:  # asked before any read: nothing remembered to trust yet
             return {}
-        hits = self._shared.cache.seen_leads(self.caller, ids)
+        hits = self._shared.cache.seen_leads(self._scope, ids)
         self._took(min((fetched_at for _, fetched_at in hits.values()), default=None))
         return hits
 
     async def _fetch(self, request: PageRequest) -> Served:
-        caller, token, deadline = self.caller, self._token, self.deadline
+        await self._ready()
+        caller, token, deadline, scope = self.caller, self._token, self.deadline, self._scope
 
         def fetch():
             return self._shared.api.fetch_page(token, request, caller=caller, deadline=deadline)
 
-        served = await self._shared.cache.get_or_fetch(caller, request.filter, request.page, fetch,
+        served = await self._shared.cache.get_or_fetch(scope, request.filter, request.page, fetch,
                                                        bypass=self.fresh)
         self._took(served.fetched_at)
         if served.stale == "upstream-error":

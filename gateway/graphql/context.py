@@ -59,9 +59,16 @@ class ContextFactory:
         """The caller's key part (an HMAC of the token), for keys of the layers above."""
         return self.sources.caller(token)
 
+    async def scope(self, caller: str) -> str:
+        """The caller's scope now (HMAC and generation): the key part of cached answers, which a write by this
+        caller changes on every instance (``LeadsSources.scope``)."""
+        return await self.sources.scope(caller)
+
     def refusal(self, caller: str) -> GatewayError | None:
         """Whether the caller is refused upstream calls right now (see ``LeadsSources.refusal``)."""
         return self.sources.refusal(caller)
 
-    def create(self, token: str | None, *, fresh: bool, deadline: float | None) -> GatewayContext:
-        return GatewayContext(self.sources.open(token, fresh=fresh, deadline=deadline), self.max_page_size)
+    def create(self, token: str | None, *, fresh: bool, deadline: float | None,
+               scope: str | None = None) -> GatewayContext:
+        return GatewayContext(self.sources.open(token, fresh=fresh, deadline=deadline, scope=scope),
+                              self.max_page_size)

@@ -1,5 +1,6 @@
-"""What clients pass in: the lead status enum, the filter input and the connection arguments, and their
-translation into the domain's ``ListFilter`` (validated before any upstream call)."""
+"""What clients pass in: the lead status enum, the filter input and the connection arguments, the input of
+``createLead``, and their translation into the domain's ``ListFilter`` and ``LeadInput`` (validated before
+any upstream call)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from enum import Enum
 from typing import Annotated
 
 import strawberry
+from strawberry.scalars import JSON
 
 from gateway.leads.filter import ALL_LEADS, ListFilter
+from gateway.leads.writes import ContactInput, LeadInput
 
 
 @strawberry.enum(description="Upstream lead statuses (created, scheduled, processing, completed, "
@@ -51,3 +54,44 @@ def to_filter(f: LeadFilter | None, campaign_id: int | None = None) -> ListFilte
         status=f.status.value if f.status else None, campaign_id=f.campaign_id, phone_number=f.phone_number,
         date_from=f.created_from, date_to=f.created_to)
     return lead_filter if campaign_id is None else lead_filter.with_campaign(campaign_id)
+
+
+@strawberry.input(description="A further phone number to try for the new lead (`secondary_contacts[]`).")
+class SecondaryContactInput:
+    phone_number: str = strawberry.field(description="E.164 phone number, e.g. +14155550100 (`phone_number`); "
+                                                     "spaces, dashes, dots and parentheses are dropped.")
+    customer_name: str | None = strawberry.field(default=None, description="`variables.customer_name`.")
+    email: str | None = strawberry.field(default=None, description="`variables.email`.")
+    variables: JSON | None = strawberry.field(
+        default=None, description="Further variables: a JSON object (customerName/email win on conflict).")
+
+
+@strawberry.input(description="A lead to create (`POST /user/lead`). Checked before any upstream call: E.164 "
+                              "phone numbers, at most 255 characters per text, variables a JSON object of at "
+                              "most 50 entries and 16 KiB, at most 10 secondary contacts.")
+class CreateLeadInput:
+    phone_number: str = strawberry.field(description="E.164 phone number, e.g. +14155550100 (`phone_number`); "
+                                                     "spaces, dashes, dots and parentheses are dropped.")
+    campaign_id: int = strawberry.field(description="The campaign the lead joins (`campaign_id`).")
+    customer_name: str | None = strawberry.field(default=None, description="`variables.customer_name`.")
+    email: str | None = strawberry.field(default=None, description="`variables.email`.")
+    variables: JSON | None = strawberry.field(
+        default=None, description="Further variables: a JSON object (customerName/email win on conflict).")
+    allow_duplicate: bool | None = strawberry.field(
+        default=None, description="Create it even when the campaign has a lead with this phone number "
+                                  "(`allow_dupplicate`, the upstream's spelling); by default that is a "
+                                  "`DUPLICATE` user error.")
+    secondary_contacts: list[SecondaryContactInput] | None = strawberry.field(
+        default=None, description="Further numbers to try (`secondary_contacts`).")
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Chosen by the client. The same key from the same caller within 24 h returns "
+                                  "the first call's outcome and never creates a second lead, on any gateway "
+                                  "instance.")
+
+
+def to_lead_input(given: CreateLeadInput) -> LeadInput:
+    """The GraphQL input as the domain's ``LeadInput`` (checked by ``leads.writes.new_lead``)."""
+    contacts = None if given.secondary_contacts is None else tuple(
+        ContactInput(c.phone_number, c.customer_name, c.email, c.variables) for c in given.secondary_contacts)
+    return LeadInput(given.phone_number, given.campaign_id, given.customer_name, given.email, given.variables,
+                     given.allow_duplicate, contacts, given.idempotency_key)

@@ -9,10 +9,12 @@ import strawberry
 from gateway.datasource.reader import Window
 from gateway.errors import BadUserInput
 from gateway.graphql.context import GatewayContext
-from gateway.graphql.inputs import LeadFilter, to_filter
+from gateway.datasource.writes import WriteResult
+from gateway.graphql.inputs import CreateLeadInput, LeadFilter, to_filter, to_lead_input
 from gateway.leads.ids import fits_graphql_int, from_global_id
 from gateway.leads.pagination import resolve_window
 from gateway.leads.records import LeadRecord
+from gateway.leads.writes import new_lead
 
 
 async def window(info: strawberry.Info, filter: LeadFilter | None, first: int | None, after: str | None,
@@ -52,3 +54,20 @@ def entity_id(type_name: str, global_id: str | None, database_id: int | None) ->
         if kind != type_name:
             return None
     return database_id if fits_graphql_int(database_id) else None
+
+
+async def create_lead(info: strawberry.Info, given: CreateLeadInput) -> WriteResult:
+    """Check the input (problems come back without any upstream call), then create the lead."""
+    ctx: GatewayContext = info.context
+    checked = new_lead(to_lead_input(given))
+    if isinstance(checked, list):
+        return WriteResult(problems=tuple(checked))
+    return await ctx.source.create_lead(checked, given.idempotency_key)
+
+
+async def placed(info: strawberry.Info, lead_id: int) -> tuple[int, int]:
+    """(position, total) of a new lead in the caller's unfiltered list; when it is not where new leads go
+    (near the end), the end of the list, where it will be by the next read."""
+    ctx: GatewayContext = info.context
+    where = await ctx.source.place(lead_id)
+    return (where.position if where.position is not None else max(0, where.total - 1)), where.total

@@ -18,9 +18,11 @@ from strawberry.scalars import JSON
 from gateway.datasource.reader import Window
 from gateway.graphql import resolvers
 from gateway.graphql.inputs import AfterArg, BeforeArg, FilterArg, FirstArg, LastArg, LeadStatus
+from gateway.leads.filter import ALL_LEADS
 from gateway.leads.ids import to_global_id
 from gateway.leads.pagination import PageLinks, encode_cursor, page_links
 from gateway.leads.records import CampaignRef, ContactRecord, LeadRecord
+from gateway.leads.writes import Problem
 
 
 def _text(variables: dict[str, Any], key: str) -> str | None:
@@ -235,3 +237,39 @@ class LeadConnection:
                         start_cursor=edges[0].cursor if edges else None,
                         end_cursor=edges[-1].cursor if edges else None)
         return cls(edges=edges, nodes=nodes, page_info=info, total_count=total, window=window, page_size=page_size)
+
+
+@strawberry.type(description="A problem with the input that the caller can fix.")
+class UserError:
+    field: list[str] | None = strawberry.field(
+        description='Path to the offending input field, e.g. ["input", "phoneNumber"]; null when not about one field.')
+    message: str = strawberry.field(description="What is wrong, for people.")
+    code: str = strawberry.field(description="INVALID, DUPLICATE, UNKNOWN_CAMPAIGN, IDEMPOTENCY_KEY_REUSED, ...")
+
+    @classmethod
+    def from_problem(cls, p: Problem) -> UserError:
+        return cls(field=list(p.field) if p.field is not None else None, message=p.message, code=p.code)
+
+
+@strawberry.type(description="The outcome of `createLead`: the lead, or what to fix.")
+class CreateLeadPayload:
+    lead: Lead | None = strawberry.field(description="The created lead; null when userErrors is not empty.")
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input (empty when the lead was created).")
+    record: strawberry.Private[LeadRecord | None]
+
+    @strawberry.field(description="The created lead as an edge of the unfiltered Query.leads list (for Relay's "
+                                  "@appendEdge); null when userErrors is not empty.")
+    async def lead_edge(self, info: strawberry.Info) -> LeadEdge | None:
+        if self.record is None:
+            return None
+        position, total = await resolvers.placed(info, self.record.id)
+        return LeadEdge(cursor=encode_cursor(position, ALL_LEADS.fingerprint, total), node=Lead.from_record(self.record))
+
+    @classmethod
+    def created(cls, record: LeadRecord) -> CreateLeadPayload:
+        return cls(lead=Lead.from_record(record), user_errors=[], record=record)
+
+    @classmethod
+    def refused(cls, problems) -> CreateLeadPayload:
+        return cls(lead=None, user_errors=[UserError.from_problem(p) for p in problems], record=None)

@@ -26,14 +26,16 @@ A batch (a JSON array of request objects) answers a JSON array, one result per o
 limited and executed on its own (own context, own DataLoaders and warnings), concurrently; it is
 200 once its items are well-formed, each item carrying its own errors.
 
-Result cache (``result_cache.py``): a single GET or POST operation is looked up, by caller and exact
+Result cache (``result_cache.py``): a single GET or POST operation is looked up, by caller scope and exact
 request, once the request is parsed and its method, media types, body size and document size are checked,
 and before anything is parsed, validated or executed (an entry comes from an identical request that passed
 every limit). ``Cache-Control: no-cache`` skips the lookup; the fresh answer may still be stored. Stored:
 200, executed, no ``errors``, no ``extensions.warnings``; it expires when the oldest page (or remembered
 lead) it was built from stops being fresh (the operation's ``LeadsSource`` returns each page with its fetch
 time and keeps the oldest), so an answer is never served later than its pages would be; one built from a
-stale page is not stored at all. Batches are neither looked up nor stored.
+stale page is not stored at all. Answers to mutations are never stored. The key holds the caller's scope
+(its HMAC and generation): after a write by that caller, on any instance sharing the cache backend, no
+earlier answer matches. Batches are neither looked up nor stored.
 
 Rate limit (``ratelimit.py``): once a request with a token is read and well-formed (method, media types,
 body, batch size checked), and before the result cache or anything else, it is counted against its
@@ -212,10 +214,11 @@ class GatewayGraphQL(GraphQL):
     async def run_single(self, request: Request, params: Params, allowed: set[OperationType], media: str,
                          deadline: float) -> Response:
         """One (not batched) operation, answered from the result cache when it can be."""
-        key = self.result_key(request, params, media)
+        caller_key = await self.caller_scope(request)
+        key = self.result_key(caller_key, params, media)
         if key is None:
             await self.refuse_early(request)
-            status, body, _ = await self.run_one(request, params, allowed, deadline)
+            status, body, _ = await self.run_one(request, params, allowed, deadline, caller_key)
             return self.json_response(body, self.status_for(status, media), media)
         if not wants_fresh(request) and (hit := self.results.get(key)) is not None:
             self.stats.result_cache_hits += 1
@@ -227,27 +230,35 @@ class GatewayGraphQL(GraphQL):
             return Response(hit.body, status_code=hit.status, media_type=hit.content_type)
         await self.refuse_early(request)
         started = self.results.clock()
-        status, body, fetched_at = await self.run_one(request, params, allowed, deadline)
+        status, body, fetched_at = await self.run_one(request, params, allowed, deadline, caller_key)
         code = self.status_for(status, media)
         response = self.json_response(body, code, media)
+        scope = request_scope.current()  # the operation's name and type
         if (code == 200 and status == EXECUTED and "errors" not in body
+                and (scope is None or scope.operation_type == "query")  # a mutation's answer: never replayed
                 and not (body.get("extensions") or {}).get("warnings")):
             # Fresh only as long as the oldest page it was built from (a stale one: already expired).
             fresh_from = started if fetched_at is None else min(started, fetched_at)
-            scope = request_scope.current()  # the operation's name, for the log line of a later hit
             self.results.put(key, response.body, code, response.headers["content-type"],
                              scope.operation if scope is not None else None, fresh_from)
         return response
 
-    def result_key(self, request: Request, params: Params, media: str) -> str | None:
-        """The result-cache key of this request; None when it cannot be cached (cache off, no token, too big)."""
-        if not self.results.enabled or document_bytes(params.query) > self.limits.max_document_bytes:
+    async def caller_scope(self, request: Request) -> str | None:
+        """The caller's scope (HMAC and generation, ``ContextFactory.scope``) when the result cache is on and the
+        request has a token: read once, for the result-cache key and the operation's page-cache keys."""
+        if not self.results.enabled:
             return None
         token = bearer_token(request, self.settings.demo_token)
         if token is None:  # an UNAUTHENTICATED answer: never stored, so never looked up
             return None
-        caller = self.contexts.caller(token)
-        return result_key(caller, params.query, params.variables, params.operation_name, params.extensions, media)
+        return await self.contexts.scope(self.contexts.caller(token))
+
+    def result_key(self, scope: str | None, params: Params, media: str) -> str | None:
+        """The result-cache key of this request; None when it cannot be cached (cache off, no token, too big).
+        Keyed by the caller's scope: after a write by this caller, no answer from before it matches."""
+        if scope is None or document_bytes(params.query) > self.limits.max_document_bytes:
+            return None
+        return result_key(scope, params.query, params.variables, params.operation_name, params.extensions, media)
 
     def batch_params(self, data: list) -> list[Params]:
         limit = self.settings.max_batch
@@ -262,7 +273,7 @@ class GatewayGraphQL(GraphQL):
         return [params_from_object(item, batchIndex=i) for i, item in enumerate(data)]
 
     async def run_one(self, request: Request, params: Params, allowed: set[OperationType],
-                      deadline: float) -> tuple[str, dict, float | None]:
+                      deadline: float, scope: str | None = None) -> tuple[str, dict, float | None]:
         """Execute one operation: (outcome, response body, when the oldest data it was given was fetched)."""
         documents = self.schema.documents
         errors = None if documents is not None and params.query in documents else check_document(params.query,
@@ -270,7 +281,7 @@ class GatewayGraphQL(GraphQL):
         if errors:
             return REQUEST_ERROR, {"errors": [e.formatted for e in errors]}, None
         context = self.contexts.create(bearer_token(request, self.settings.demo_token), fresh=wants_fresh(request),
-                                       deadline=deadline)
+                                       deadline=deadline, scope=scope)
         try:
             result = await self.schema.execute(params.query, variable_values=params.variables, context_value=context,
                                                operation_name=params.operation_name, allowed_operation_types=allowed,

@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BREAKER_STATES = ("closed", "half-open", "open")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+WRITE_RESULTS = ("created", "found", "replayed", "refused", "unknown", "failed")
 MAX_OPERATION_NAMES = 200  # distinct operation-name labels kept; the rest are counted as "other"
 
 
@@ -52,6 +53,10 @@ class Stats:
     graphql_latency: Histogram = field(default_factory=lambda: _latency(
         "leads_gateway_graphql_request_duration_seconds", "GraphQL request latency."))
     inflight: int = 0  # HTTP requests being served
+    # createLead (datasource/writes.py) by result: created, found (an unknown outcome settled by a lookup),
+    # replayed (an idempotency key's first outcome), refused (userErrors), unknown, failed.
+    lead_writes: Counter = field(default_factory=Counter)
+    invalidations: int = 0  # callers' cached data dropped by a write (one generation bump each)
     operation_names: set = field(default_factory=set)
 
     def count_operation(self, operation: str | None, outcome: str) -> None:
@@ -116,6 +121,16 @@ class GatewayCollector:
             c = CounterMetricFamily(name, doc)
             c.add_metric([], value)
             yield c
+        writes = CounterMetricFamily("leads_gateway_lead_writes", "createLead calls by result (created, found: an "
+                                     "unknown outcome settled by looking the lead up, replayed: an idempotency "
+                                     "key's first outcome, refused, unknown, failed).", labels=["result"])
+        for result in WRITE_RESULTS:
+            writes.add_metric([result], s.lead_writes[result])
+        yield writes
+        invalidations = CounterMetricFamily("leads_gateway_cache_invalidations", "Callers whose cached pages and "
+                                            "answers a write made stale (one generation bump each).")
+        invalidations.add_metric([], s.invalidations)
+        yield invalidations
         stale = CounterMetricFamily("leads_gateway_cache_stale_served", "Expired pages served, by reason.",
                                     labels=["reason"])
         for reason in ("revalidating", "upstream-error"):

@@ -19,6 +19,7 @@ class RequestScope:
     request_id: str
     executed: bool = False  # a GraphQL operation ran (set by the GraphQL layer)
     operation: str | None = None
+    operation_type: str | None = None  # "query", "mutation" (the result cache stores answers to queries only)
     upstream_calls: int = 0
     cache_hits: int = 0
     error_codes: list[str] = field(default_factory=list)

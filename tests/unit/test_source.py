@@ -92,7 +92,7 @@ async def test_the_source_keeps_the_oldest_fetch_time_of_what_it_returned():
     # An older page of the same caller in the cache: a later window built from it makes the request older.
     old = time.time() - 20
     cache = shared.cache
-    group = cache.keys.group(source.caller, ListFilter.build(status="completed"))
+    group = cache.keys.group(await cache.scope(source.caller), ListFilter.build(status="completed"))
     await cache.store.put(cache.keys.page(group, PageRef(1, 100)), group,
                           Entry(await api.fetch_page("tok", _request(ListFilter.build(status="completed")), caller="-"), old), 60)
     window = await source.window(ListFilter.build(status="completed"), window_request(first=5))

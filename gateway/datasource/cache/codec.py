@@ -28,6 +28,29 @@ def _lead(r: LeadRecord) -> list:
             r.updated_at.isoformat(), campaign, [_contact(c) for c in r.secondary_contacts]]
 
 
+def encode_lead(record: LeadRecord) -> list:
+    """One lead as compact JSON-ready data (idempotency records keep the lead they answered with)."""
+    return _lead(record)
+
+
+def decode_lead(data: list) -> LeadRecord:
+    """The inverse of ``encode_lead``; ``ValueError`` on anything else."""
+    try:
+        return _record(data)
+    except (KeyError, TypeError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
+        raise ValueError(f"malformed lead: {type(exc).__name__}") from None
+
+
+def _record(data: list) -> LeadRecord:
+    i, cid, phone, variables, status, created, updated, camp, contacts = data
+    return LeadRecord(id=i, campaign_id=cid, phone_number=phone, variables=variables, status=status,
+                      created_at=datetime.fromisoformat(created), updated_at=datetime.fromisoformat(updated),
+                      campaign=None if camp is None else CampaignRef(camp[0], camp[1]),
+                      secondary_contacts=tuple(
+                          ContactRecord(c[0], c[1], c[2], c[3], datetime.fromisoformat(c[4]),
+                                        datetime.fromisoformat(c[5])) for c in contacts))
+
+
 def encode(entry: Entry) -> str:
     p = entry.page
     return json.dumps({"v": 1, "at": entry.fetched_at, "page": p.page, "per_page": p.per_page, "total": p.total,
@@ -41,14 +64,7 @@ def decode(raw: str | bytes) -> Entry:
         d = json.loads(raw)
         if d.get("v") != 1:
             raise ValueError("unknown cache entry version")
-        items = tuple(
-            LeadRecord(id=i, campaign_id=cid, phone_number=phone, variables=variables, status=status,
-                       created_at=datetime.fromisoformat(created), updated_at=datetime.fromisoformat(updated),
-                       campaign=None if camp is None else CampaignRef(camp[0], camp[1]),
-                       secondary_contacts=tuple(
-                           ContactRecord(c[0], c[1], c[2], c[3], datetime.fromisoformat(c[4]),
-                                         datetime.fromisoformat(c[5])) for c in contacts))
-            for i, cid, phone, variables, status, created, updated, camp, contacts in d["items"])
+        items = tuple(_record(item) for item in d["items"])
         page = LeadPage(page=d["page"], per_page=d["per_page"], total=d["total"], last_page=d["last_page"],
                         items=items)
         at = float(d["at"])

@@ -1,7 +1,9 @@
 """Cache and coalescing keys: a keyed hash of the caller, the upstream path, canonical parameters.
 
-``lg1:<caller>:/user/leads?<filter params>`` names a *group* (one caller, one filter); a page key adds
-``#page=<k>&per_page=<p>``. The caller part is ``HMAC-SHA256(secret, token)``: the token itself never
+``lg1:<caller>.<generation>:/user/leads?<filter params>`` names a *group* (one caller, one filter); a
+page key adds ``#page=<k>&per_page=<p>``. ``<caller>.<generation>`` is the caller's *scope*: a write bumps
+the generation, and every key of the caller's cached data changes at once (``page_cache.py``). Records
+that must outlive that (idempotency keys) use the bare caller: ``lg1:<caller>:idempotency:<sha256>``. The caller part is ``HMAC-SHA256(secret, token)``: the token itself never
 reaches a key, a value, a log or a metric, and without the secret a key cannot be tied to a token.
 """
 
@@ -34,6 +36,15 @@ class KeyMaker:
                 self._callers.clear()  # bounded; a full recompute is cheap and rare
             self._callers[token] = caller
         return caller
+
+    @staticmethod
+    def scope(caller: str, generation: int) -> str:
+        return f"{caller}.{generation}"
+
+    @staticmethod
+    def idempotency(caller: str, key: str) -> str:
+        """The record of a client's idempotency key (hashed: the client chooses it, it may say anything)."""
+        return f"{PREFIX}:{caller}:idempotency:{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}"
 
     @staticmethod
     def group(caller: str, lead_filter: ListFilter) -> str:

@@ -10,6 +10,11 @@ Freshness of an entry of age ``a`` (seconds since it was fetched):
 
 Every page comes back as a ``Served``, with when it was fetched: callers build answers from it and
 know exactly how fresh they are (nothing is left in the request's context).
+
+Invalidation is by generation, never by scanning keys: every key of a caller's data is made from its
+*scope*, the caller's HMAC and its current generation (``scope``); a write bumps the generation
+(``invalidate``), which makes every page, group index, remembered lead and result-cache entry of that
+caller unreachable at once, on every instance sharing the store. Other callers' keys do not change.
 """
 
 from __future__ import annotations
@@ -79,6 +84,19 @@ class PageCache:
 
     def caller(self, token: str) -> str:
         return self.keys.caller(token)
+
+    async def scope(self, caller: str) -> str:
+        """The key part of ``caller``'s cached data now: its HMAC and its generation."""
+        return KeyMaker.scope(caller, await self.store.generation(caller))
+
+    async def invalidate(self, caller: str) -> str:
+        """Make everything cached for ``caller`` stale, everywhere the store is shared; its new scope."""
+        generation = await self.store.bump(caller)
+        self.stats.invalidations += 1
+        self._seen.pop(KeyMaker.scope(caller, generation - 1), None)  # unreachable now: free it at once
+        return KeyMaker.scope(caller, generation)
+
+    # Below, ``caller`` is a caller's scope (``scope()``), not its bare HMAC.
 
     async def fresh_pages(self, caller: str, lead_filter: ListFilter) -> list[Served]:
         """Fresh cached pages of this caller's list for this filter, any size, newest first (for the planner)."""

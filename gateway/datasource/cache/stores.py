@@ -4,6 +4,10 @@ Both stores sit on aiocache (``SimpleMemoryCache`` / ``RedisCache``) and index e
 group, so the planner can ask "which pages of this list are fresh?" and reuse them for any window.
 Only the Redis store is ``shared``: it also holds the cross-instance leases and failure notes that
 make a burst spread over several instances one upstream call.
+
+Both also keep each caller's *generation* (a number in every key of that caller's cached data: a write
+bumps it, and everything cached before is unreachable at once, on every instance sharing the store) and
+*records* (small JSON values with an expiry: the idempotency records of writes).
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from gateway.datasource.cache.codec import Entry, decode, encode
 
 log = logging.getLogger("gateway.datasource.cache")
 
+GENERATION_SECONDS = 24 * 3600  # a generation outlives every entry stored under it (minutes at most)
+RECORDS_IN_MEMORY = 100_000  # records kept by the in-process store (oldest dropped first)
+
 
 class MemoryStore:
     """In-process store: parsed pages kept as objects (no decoding on a hit), bounded by the number of
@@ -41,6 +48,8 @@ class MemoryStore:
         self._cache = SimpleMemoryCache(timeout=None)  # no per-call wait_for: these are dict operations
         self._order: OrderedDict[str, tuple[str, float, int]] = OrderedDict()  # key -> (group, expires, weight)
         self._groups: dict[str, set[str]] = {}
+        self._generations: dict[str, int] = {}
+        self._records: OrderedDict[str, tuple[float, dict]] = OrderedDict()  # key -> (expires, value)
 
     def __len__(self) -> int:
         return len(self._order)
@@ -82,6 +91,31 @@ class MemoryStore:
             if not keys:
                 del self._groups[group]
         await self._cache.delete(key)
+
+    async def generation(self, caller: str) -> int:
+        return self._generations.get(caller, 0)
+
+    async def bump(self, caller: str) -> int:
+        generation = self._generations[caller] = self._generations.get(caller, 0) + 1
+        return generation
+
+    async def get_record(self, key: str) -> dict | None:
+        hit = self._records.get(key)
+        if hit is None:
+            return None
+        if hit[0] <= time.time():
+            del self._records[key]
+            return None
+        return hit[1]
+
+    async def put_record(self, key: str, value: dict, seconds: float) -> None:
+        self._records.pop(key, None)
+        self._records[key] = (time.time() + seconds, value)
+        while len(self._records) > RECORDS_IN_MEMORY:
+            self._records.popitem(last=False)
+
+    async def delete_record(self, key: str) -> None:
+        self._records.pop(key, None)
 
     async def close(self) -> None:
         await self._cache.clear()
@@ -167,6 +201,39 @@ class RedisStore:
     async def put_failure(self, key: str, failure: dict, seconds: float) -> None:
         await self._redis.set(f"{key}@failure", json.dumps(failure), px=int(seconds * 1000))
 
+    async def generation(self, caller: str) -> int:
+        raw = await self._redis.get(f"lg1:{caller}:generation")
+        try:
+            return int(raw) if raw is not None else 0
+        except ValueError:
+            return 0
+
+    async def bump(self, caller: str) -> int:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(f"lg1:{caller}:generation")
+            pipe.expire(f"lg1:{caller}:generation", GENERATION_SECONDS)
+            generation, _ = await pipe.execute()
+        return int(generation)
+
+    async def get_record(self, key: str) -> dict | None:
+        raw = await self._redis.get(key)
+        if raw is None:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            log.warning("dropping an unreadable record")
+            return None
+        return value
+
+    async def put_record(self, key: str, value: dict, seconds: float) -> None:
+        await self._redis.set(key, json.dumps(value, separators=(",", ":")), px=max(1, int(seconds * 1000)))
+
+    async def delete_record(self, key: str) -> None:
+        await self._redis.delete(key)
+
     async def close(self) -> None:
         await self._redis.aclose()
 
@@ -187,6 +254,9 @@ class ResilientStore:
         self.retry_after = retry_after
         self.down_since: float | None = None
         self._next_try = 0.0
+        # Callers who wrote while Redis was down: their shared generation is bumped once it is back, so the
+        # pages Redis kept from before the write are not served again.
+        self._owed_bumps: set[str] = set()
 
     @property
     def shared(self) -> bool:
@@ -200,6 +270,8 @@ class ResilientStore:
         if self.down_since is not None and time.monotonic() < self._next_try:
             return await fallback(*args) if fallback else None
         try:
+            if self.down_since is not None and self._owed_bumps:
+                await self._pay_bumps()  # first, so no read after the outage sees a generation from before a write
             result = await getattr(self.redis, name)(*args)
         except (OSError, asyncio.TimeoutError, ConnectionError, RedisError) as exc:
             if self.down_since is None:
@@ -211,6 +283,12 @@ class ResilientStore:
             log.warning("Redis cache reachable again after %.1f s", time.time() - self.down_since)
             self.down_since = None
         return result
+
+    async def _pay_bumps(self) -> None:
+        """Bump in Redis the generation of every caller who wrote while it was down (raises while it still is)."""
+        for caller in list(self._owed_bumps):
+            await self.redis.bump(caller)
+            self._owed_bumps.discard(caller)
 
     async def get(self, key: str) -> Entry | None:
         return await self._call("get", key, fallback=self.fallback.get)
@@ -237,6 +315,25 @@ class ResilientStore:
 
     async def put_failure(self, key: str, failure: dict, seconds: float) -> None:
         await self._call("put_failure", key, failure, seconds)
+
+    async def generation(self, caller: str) -> int:
+        return await self._call("generation", caller, fallback=self.fallback.generation)
+
+    async def bump(self, caller: str) -> int:
+        generation = await self._call("bump", caller)
+        if generation is None:  # Redis down: this process's fallback forgets now, Redis when it is back
+            self._owed_bumps.add(caller)
+            return await self.fallback.bump(caller)
+        return generation
+
+    async def get_record(self, key: str) -> dict | None:
+        return await self._call("get_record", key, fallback=self.fallback.get_record)
+
+    async def put_record(self, key: str, value: dict, seconds: float) -> None:
+        await self._call("put_record", key, value, seconds, fallback=self.fallback.put_record)
+
+    async def delete_record(self, key: str) -> None:
+        await self._call("delete_record", key, fallback=self.fallback.delete_record)
 
     async def probe(self) -> None:
         """Ask Redis now (readiness checks); updates ``state``."""

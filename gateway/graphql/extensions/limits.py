@@ -13,7 +13,9 @@ response carries one error per exceeded limit::
   fragments expanded (``{ leads { nodes { id } } }`` is 3);
 - ``aliases``: ``max_aliases`` (GATEWAY_MAX_ALIASES), aliased fields of that operation, a fragment's
   aliases counted at every spread of it;
-- ``cost``: ``max_cost`` (GATEWAY_MAX_COST), the formula below.
+- ``cost``: ``max_cost`` (GATEWAY_MAX_COST), the formula below;
+- ``writes``: ``max_writes`` (GATEWAY_MAX_WRITES), mutation fields of the operation (each creates a lead:
+  one or two upstream POSTs and a lookup), aliases and fragment spreads counted each time.
 
 ``documentBytes`` and ``tokens`` are checked by the HTTP view before the document is parsed (the parser
 also gets ``max_tokens``, through strawberry's ``MaxTokensLimiter``, as a backstop); ``depth``,
@@ -99,11 +101,13 @@ class Limits:
     max_depth: int
     max_aliases: int
     max_cost: int
+    max_writes: int = 10
 
     @classmethod
     def from_settings(cls, settings: Any) -> Limits:
         return cls(max_document_bytes=settings.max_document_bytes, max_tokens=settings.max_tokens,
-                   max_depth=settings.max_depth, max_aliases=settings.max_aliases, max_cost=settings.max_cost)
+                   max_depth=settings.max_depth, max_aliases=settings.max_aliases, max_cost=settings.max_cost,
+                   max_writes=settings.max_writes)
 
 
 def limit_error(name: str, limit: int, measured: int, message: str) -> GraphQLError:
@@ -164,6 +168,7 @@ class Measure:
     depth: int
     aliases: int
     cost: int
+    writes: int = 0
 
 
 _ZERO = Measure(0, 0, 0)
@@ -209,7 +214,7 @@ class _Walker:
                       ) -> Measure:
         if selection_set is None:
             return _ZERO
-        depth = aliases = cost = 0
+        depth = aliases = cost = writes = 0
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
                 m = self.field(selection, parent, connection_size)
@@ -221,8 +226,9 @@ class _Walker:
                 m = self.spread(selection.name.value, parent, connection_size)
             else:  # pragma: no cover - the grammar has no other selection
                 continue
-            depth, aliases, cost = max(depth, m.depth), aliases + m.aliases, cost + m.cost
-        return Measure(depth, aliases, cost)
+            depth, aliases, cost, writes = (max(depth, m.depth), aliases + m.aliases, cost + m.cost,
+                                            writes + m.writes)
+        return Measure(depth, aliases, cost, writes)
 
     def spread(self, name: str, parent: Any, connection_size: int | None) -> Measure:
         fragment = self.fragments.get(name)
@@ -257,7 +263,8 @@ class _Walker:
         child_connection = _connection_size(self.args(node)) if _is_connection(named.name) else None
         inner = self.selection_set(node.selection_set, named, child_connection)
         own = 1 if is_composite_type(named) else 0
-        return Measure(1 + inner.depth, alias + inner.aliases, size * (own + inner.cost))
+        writes = 1 if parent is self.schema.mutation_type else 0
+        return Measure(1 + inner.depth, alias + inner.aliases, size * (own + inner.cost), writes)
 
     def list_size(self, node: FieldNode, parent_name: str, name: str, connection_size: int | None) -> int:
         if _is_connection(parent_name) and name in ("edges", "nodes"):
@@ -312,6 +319,10 @@ def check_operation(schema: GraphQLSchema, document: DocumentNode, operation_nam
         errors.append(limit_error("aliases", limits.max_aliases, m.aliases,
                                   f"The query uses {m.aliases} aliases (fragments counted at every spread); "
                                   f"the limit is {limits.max_aliases}."))
+    if m.writes > limits.max_writes:
+        errors.append(limit_error("writes", limits.max_writes, m.writes,
+                                  f"The mutation makes {m.writes} writes; the limit is {limits.max_writes} per "
+                                  "operation."))
     if m.cost > limits.max_cost:
         errors.append(limit_error("cost", limits.max_cost, m.cost,
                                   f"The query may return {m.cost} objects (page sizes multiplied through nested "

@@ -25,6 +25,10 @@ class OperationRecorder(SchemaExtension):
             return
         scope.executed = True
         scope.operation = self.execution_context.operation_name
+        try:
+            scope.operation_type = self.execution_context.operation_type.value
+        except Exception:  # noqa: BLE001 - no operation to pick (a request error): nothing is stored then either
+            scope.operation_type = None
         result = self.execution_context.result
         for error in getattr(result, "errors", None) or ():
             code = (error.extensions or {}).get("code")
