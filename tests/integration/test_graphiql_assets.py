@@ -25,8 +25,8 @@ import pytest
 
 from gateway.http.graphiql import assets as graphiql_assets
 from gateway.config import Settings
-from gateway.demo.data import DEMO_TOKEN
-from gateway.http.graphiql.page import EXAMPLE_QUERY, graphiql_html
+from gateway.demo.data import DEMO_TOKEN, campaigns_for_token, dataset_for_token
+from gateway.http.graphiql.page import EXAMPLE_MUTATION, EXAMPLE_QUERY, graphiql_html
 from gateway.http.graphiql.assets import ASSETS, CACHE_CONTROL, local_assets_available
 from tests.conftest import skip_or_fail
 
@@ -299,6 +299,65 @@ def test_headers_editor_default_and_example_query(make_gateway, demo):
     assert headers == ({} if demo else {"Authorization": "Bearer YOUR_API_TOKEN"})
     assert js_string(page.text, "EXAMPLE_QUERY") == EXAMPLE_QUERY
     assert "</script" not in js_string(page.text, "EXAMPLE_QUERY")
+    # The example mutation is a second default tab in demo mode only (elsewhere it would write to the real API).
+    assert "defaultTabs: defaultTabs," in page.text
+    if not demo:
+        assert "const EXAMPLE_MUTATION = null;" in page.text
+        assert "const EXAMPLE_MUTATION_VARIABLES = null;" in page.text
+
+
+def test_demo_page_example_mutation_is_valid_and_creates_a_lead():
+    """The demo page's second tab: a createLead mutation valid against the schema, whose variables create a lead
+    for the "demo" caller (who GraphiQL is without a token), once however often it is run."""
+    from graphql import OperationType, parse, validate
+    from graphql.execution.values import get_variable_values
+
+    from gateway.app import create_app
+    from gateway.demo.app import create_demo_app
+    from gateway.graphql.schema import schema
+    from gateway.serving import start_in_thread
+    from tests.conftest import Gateway
+
+    page = graphiql_html(demo=True)
+    document_text = js_string(page, "EXAMPLE_MUTATION")
+    assert document_text == EXAMPLE_MUTATION
+    variables = json.loads(js_string(page, "EXAMPLE_MUTATION_VARIABLES"))
+    # Valid against the gateway's schema, one mutation operation selecting createLead, its variables accepted.
+    document = parse(document_text)
+    assert validate(schema._schema, document) == []
+    [operation] = document.definitions
+    assert operation.operation == OperationType.MUTATION
+    assert [f.name.value for f in operation.selection_set.selections] == ["createLead"]
+    assert not isinstance(get_variable_values(schema._schema, operation.variable_definitions, variables), list)
+    # Values that work for the demo tenant: one of its campaigns, a number it does not have there.
+    lead = variables["input"]
+    assert lead["campaignId"] in [c["id"] for c in campaigns_for_token(DEMO_TOKEN)]
+    assert lead["phoneNumber"] not in {r["phone_number"] for r in dataset_for_token(DEMO_TOKEN)}
+    assert lead["idempotencyKey"]
+
+    # Run as GraphiQL runs it in demo mode (no Authorization header), against a private demo upstream: the
+    # "demo" tenant of the shared one stays as other tests expect it.
+    upstream_server = start_in_thread(create_demo_app())
+    settings = Settings(upstream_url=upstream_server.url, upstream_retries=0, demo_token=DEMO_TOKEN, cache_ttl=30)
+    gw = Gateway(start_in_thread(create_app(settings)), settings)
+    try:
+        before = gw.gql("{ leads(last: 1) { totalCount } }")["data"]["leads"]["totalCount"]
+        answers = [gw.gql(document_text, variables) for _ in range(2)]
+        after = gw.gql("{ leads(last: 1) { totalCount edges { cursor node { databaseId } } } }")["data"]["leads"]
+    finally:
+        gw.close()
+        upstream_server.stop()
+    for body in answers:
+        assert "errors" not in body, body
+        assert body["data"]["createLead"]["userErrors"] == []
+    created = answers[0]["data"]["createLead"]
+    assert answers[1]["data"]["createLead"] == created  # the same idempotencyKey: the same lead, not a second one
+    assert created["lead"]["phoneNumber"] == lead["phoneNumber"]
+    assert created["lead"]["customerName"] == lead["customerName"]
+    assert created["lead"]["campaign"]["databaseId"] == lead["campaignId"]
+    assert after["totalCount"] == before + 1 == len(dataset_for_token(DEMO_TOKEN)) + 1
+    assert after["edges"] == [{"cursor": created["leadEdge"]["cursor"],
+                               "node": {"databaseId": created["lead"]["databaseId"]}}]
 
 
 def test_build_script_produces_the_pinned_files(tmp_path):

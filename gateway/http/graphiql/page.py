@@ -1,5 +1,11 @@
 """GraphiQL page: opens on an example query and shows how to pass ``Authorization``.
 
+In demo mode (``serve --demo``) a second tab holds an example ``createLead`` mutation, with variables that
+work against the demo tenant (one of its campaigns, a phone number its dataset does not have, an
+idempotency key so that running it again returns the same lead). It is a GraphiQL default tab: a
+first visit shows it; tabs kept in the browser's storage from an earlier visit, or a ``?q=`` link,
+win. Not outside demo mode: the page would offer a write against the real API.
+
 The page is strawberry's GraphiQL 3 page (React 18 UMD, graphiql, the explorer plugin), without its
 Django-only parts (the CSRF cookie, subscriptions over WebSocket). Its scripts and styles are the
 gateway's own copies (``gateway/http/graphiql/assets.py``, served at ``/graphql/assets/...``) when they are
@@ -39,6 +45,53 @@ query Leads($after: String) {
 }
 """
 
+EXAMPLE_MUTATION = """\
+# Creates a lead in the demo tenant (POST /user/lead).
+# It lands at the end of the unfiltered `leads` list.
+# Run again with the same idempotencyKey: the same lead.
+# Another key and phone number: another lead.
+# Mistakes come back as userErrors, e.g. phoneNumber "12".
+mutation CreateLead($input: CreateLeadInput!) {
+  createLead(input: $input) {
+    lead {
+      id
+      databaseId
+      customerName
+      phoneNumber
+      email
+      status
+      createdAt
+      campaign { databaseId name }
+    }
+    leadEdge { cursor }
+    userErrors { field message code }
+  }
+}
+"""
+
+#: A number of the fictional 555-01xx range that the "demo" tenant's dataset does not have (its test checks).
+EXAMPLE_PHONE_NUMBER = "+14155550142"
+
+
+def example_mutation_variables(token: str | None = None) -> dict:
+    """The example mutation's variables, for ``token``'s demo tenant (``"demo"`` by default, the one
+    ``serve --demo`` answers for callers without a token): its first campaign.
+
+    No ``variables`` (the JSON scalar): GraphiQL's variables editor marks any object given for a custom
+    scalar as an error ("Expected value of type JSON"), although the gateway accepts it."""
+    from gateway.demo.data import DEMO_TOKEN, campaigns_for_token  # demo mode only
+
+    return {
+        "input": {
+            "phoneNumber": EXAMPLE_PHONE_NUMBER,
+            "campaignId": campaigns_for_token(token or DEMO_TOKEN)[0]["id"],
+            "customerName": "Ada Lovelace",
+            "email": "ada@example.com",
+            "idempotencyKey": "graphiql-example-1",
+        }
+    }
+
+
 _TEMPLATE = """\
 <!doctype html>
 <html lang="en">
@@ -63,6 +116,8 @@ __BODY__
     <script>
       const EXAMPLE_QUERY = __EXAMPLE_QUERY__;
       const DEFAULT_HEADERS = __DEFAULT_HEADERS__;
+      const EXAMPLE_MUTATION = __EXAMPLE_MUTATION__;
+      const EXAMPLE_MUTATION_VARIABLES = __EXAMPLE_MUTATION_VARIABLES__;
 
       // URL parameters, for sharing queries (?q=...&variables=...&headers=...)
       const parameters = {};
@@ -84,6 +139,14 @@ __BODY__
 
       const fetcher = GraphiQL.createFetcher({ url: window.location.href.split("?")[0] });
 
+      // A first visit's tabs: the example query, then (demo mode) the example mutation. GraphiQL uses them
+      // only when its storage holds no tabs yet; a shared ?q= link opens on that query alone.
+      const tabHeaders = parameters.headers || DEFAULT_HEADERS;
+      const defaultTabs = parameters.q || !EXAMPLE_MUTATION ? undefined : [
+        { query: EXAMPLE_QUERY, variables: parameters.variables, headers: tabHeaders },
+        { query: EXAMPLE_MUTATION, variables: EXAMPLE_MUTATION_VARIABLES, headers: tabHeaders },
+      ];
+
       function GraphiQLWithExplorer() {
         const [query, setQuery] = React.useState(parameters.q || EXAMPLE_QUERY);
         const [variables, setVariables] = React.useState(parameters.variables);
@@ -92,6 +155,7 @@ __BODY__
 
         return React.createElement(GraphiQL, {
           fetcher: fetcher,
+          defaultTabs: defaultTabs,
           defaultEditorToolsVisibility: true,
           plugins: [explorerPlugin],
           query: query,
@@ -139,10 +203,14 @@ def graphiql_html(demo: bool, assets_dir: Path | None = None) -> str:
 @lru_cache(maxsize=4)
 def _render(demo: bool, local: bool) -> str:
     headers = {} if demo else {"Authorization": "Bearer YOUR_API_TOKEN"}
+    mutation = _script_literal(EXAMPLE_MUTATION) if demo else "null"
+    variables = _script_literal(json.dumps(example_mutation_variables(), indent=2)) if demo else "null"
     styles = [_tag(a, local) for a in ASSETS if a.kind == "style"]
     react = [_tag(a, local) for a in ASSETS if a.kind == "script" and a.package.startswith("react")]
     rest = [_tag(a, local) for a in ASSETS if a.kind == "script" and not a.package.startswith("react")]
     return (_TEMPLATE.replace("__HEAD__", "\n".join(styles + react))
             .replace("__BODY__", "\n".join(rest))
             .replace("__EXAMPLE_QUERY__", _script_literal(EXAMPLE_QUERY))
+            .replace("__EXAMPLE_MUTATION__", mutation)
+            .replace("__EXAMPLE_MUTATION_VARIABLES__", variables)
             .replace("__DEFAULT_HEADERS__", _script_literal(json.dumps(headers, indent=2))))
