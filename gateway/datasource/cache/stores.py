@@ -22,10 +22,12 @@ from urllib.parse import urlparse
 
 from aiocache import RedisCache, SimpleMemoryCache
 from aiocache.serializers import NullSerializer
+from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError, RedisError
 
 from gateway.datasource.cache.codec import Entry, decode, encode
+from gateway.datasource.cache.generations import BUMP, CHANNEL, GenerationWatch, generation_key
 
 log = logging.getLogger("gateway.datasource.cache")
 
@@ -146,6 +148,10 @@ class RedisStore:
                                  serializer=NullSerializer(encoding=None))  # values are codec.py's JSON
         self._redis = self._cache.client  # redis.asyncio.Redis, for the commands aiocache does not wrap
         self._leases: dict[str, tuple[str, Lock]] = {}  # key -> (owner, its lock), while held
+        # Its own connection, without the operations' timeout: a subscription waits for messages.
+        self.generations = GenerationWatch(Redis(host=u.hostname or "127.0.0.1", port=u.port or 6379, db=db,
+                                                 password=u.password, socket_connect_timeout=op_timeout))
+        self._bump = self._redis.register_script(BUMP)
 
     async def ping(self) -> None:
         await self._cache.raw("ping")
@@ -202,18 +208,33 @@ class RedisStore:
         await self._redis.set(f"{key}@failure", json.dumps(failure), px=int(seconds * 1000))
 
     async def generation(self, caller: str) -> int:
-        raw = await self._redis.get(f"lg1:{caller}:generation")
+        """The caller's generation: from this process's map while the subscription is up (no round trip),
+        else from Redis (``generations.py``)."""
+        watch = self.generations
+        watch.start()
+        if watch.live:
+            await asyncio.sleep(0)  # a bump's message that arrived with this request is read first
+            known = watch.known(caller)
+            if known is not None:
+                return known
+        epoch = watch.epoch
+        raw = await self._redis.get(generation_key(caller))
         try:
-            return int(raw) if raw is not None else 0
+            generation = int(raw) if raw is not None else 0
         except ValueError:
-            return 0
+            generation = 0
+        watch.learn(caller, generation, epoch)
+        return generation
 
     async def bump(self, caller: str) -> int:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(f"lg1:{caller}:generation")
-            pipe.expire(f"lg1:{caller}:generation", GENERATION_SECONDS)
-            generation, _ = await pipe.execute()
-        return int(generation)
+        """A new generation for the caller, published; returns once this process has received it (so every
+        subscriber has been sent it) or after a short wait."""
+        watch = self.generations
+        watch.start()
+        generation = int(await self._bump(keys=[generation_key(caller)], args=[
+            int(time.time() * 1000), GENERATION_SECONDS * 1000, CHANNEL, caller]))
+        await watch.delivered(caller, generation)
+        return generation
 
     async def get_record(self, key: str) -> dict | None:
         raw = await self._redis.get(key)
@@ -235,6 +256,7 @@ class RedisStore:
         await self._redis.delete(key)
 
     async def close(self) -> None:
+        await self.generations.close()
         await self._redis.aclose()
 
 
