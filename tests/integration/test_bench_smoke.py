@@ -40,3 +40,18 @@ def test_isolation_benchmark_smoke():
     assert any(line.startswith("Targets missed: ") for line in lines)
     # Without --write-docs it writes nothing.
     assert (doc.read_bytes() if doc.exists() else None) == before
+
+
+def test_writes_benchmark_smoke():
+    doc = ROOT / "docs" / "WRITES.md"
+    before = doc.read_bytes() if doc.exists() else None
+    out = subprocess.run([sys.executable, "-m", "bench.writes", "--smoke"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip()
+            for line in out.stdout.splitlines() if line.startswith("| ") and not line.startswith("| figure")}
+    assert rows["queries B needed to serve it (max over rounds)"].startswith("1 "), out.stdout  # read-your-writes
+    for figure in ("upstream `POST /user/lead` (direct)", "`createLead` selecting `lead`",
+                   "from A's answer to B serving the lead, p50 / p99"):
+        assert rows[figure].endswith(" ms"), out.stdout
+    assert (doc.read_bytes() if doc.exists() else None) == before  # without --write-docs it writes nothing
