@@ -25,7 +25,7 @@ REQUIRE_SERVICES = os.environ.get("GATEWAY_REQUIRE_SERVICES") == "1"
 FAST_BY_DEFAULT = Settings.from_env({"GATEWAY_FAST_EXECUTION": os.environ.get("GATEWAY_FAST_EXECUTION", "")}
                                    ).fast_execution
 BOTH_EXECUTIONS = {"test_connection.py", "test_nested.py", "test_errors.py", "test_entities.py", "test_limits.py",
-                   "test_documents.py", "test_result_cache.py", "test_http_protocol.py"}
+                   "test_documents.py", "test_result_cache.py", "test_http_protocol.py", "test_writes.py"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
