@@ -8,6 +8,7 @@ turns the body into typed records. Nothing above this module sees a status code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -121,36 +122,45 @@ class LeadsAPI:
                        ticket: Ticket) -> LeadPage | _Failure:
         """One HTTP exchange holding an admitted ticket: the page, or the upstream's error with its outcome,
         classified once here for traffic control, the metrics and the retry decision."""
-        outcome: Outcome | None = None
-        retry_after = None
-        status, code = "none", "cancelled"
+        with self._accounted(ticket) as tally:
+            try:
+                page, http_status = await self._exchange(token, request, deadline)
+                tally.answered(Outcome.OK, str(http_status), "ok")
+                return page
+            except GatewayError as exc:
+                tally.failed(exc)
+                if tally.outcome.failed:  # one line per failed attempt, with its class: what the breakers count
+                    log.info("upstream call failed", extra={"fields": {
+                        "outcome": tally.outcome.value, "kind": tally.outcome.kind, "status": tally.status,
+                        "caller": ticket.caller[:8]}})
+                return _Failure(exc, tally.outcome)
+
+    @contextlib.contextmanager
+    def _accounted(self, ticket: Ticket):
+        """Around one attempt: in flight, its latency, its outcome back to traffic control, the counters."""
+        tally = _Tally()
         self.stats.upstream_inflight += 1
         started = time.perf_counter()
         try:
-            page, http_status = await self._exchange(token, request, deadline)
-            outcome, status, code = Outcome.OK, str(http_status), "ok"
-            return page
-        except GatewayError as exc:
-            outcome, code = classify(exc), exc.code
-            status = str(getattr(exc, "http_status", status))
-            retry_after = exc.extensions.get("retryAfter")
-            if outcome.failed:  # one line per failed attempt, with its class: what the breakers count
-                log.info("upstream call failed", extra={"fields": {
-                    "outcome": outcome.value, "kind": outcome.kind, "status": status, "caller": ticket.caller[:8]}})
-            return _Failure(exc, outcome)
+            yield tally
         finally:
             self.stats.upstream_inflight -= 1
             self.stats.upstream_latency.observe(time.perf_counter() - started)
-            self.traffic.done(ticket, outcome, retry_after)
-            self.stats.upstream_requests[code] += 1
-            self.stats.upstream_responses[(status, code)] += 1
+            self.traffic.done(ticket, tally.outcome, tally.retry_after)
+            self.stats.upstream_requests[tally.code] += 1
+            self.stats.upstream_responses[(tally.status, tally.code)] += 1
 
-    async def _exchange(self, token: str, request: PageRequest, deadline: float | None) -> tuple[LeadPage, int]:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    @staticmethod
+    def _headers(token: str, **extra: str) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", **extra}
         scope = request_scope.current()  # the request's id, forwarded, and its count of calls, logged
         if scope is not None:
             headers["X-Request-ID"] = scope.request_id
             scope.upstream_calls += 1
+        return headers
+
+    async def _exchange(self, token: str, request: PageRequest, deadline: float | None) -> tuple[LeadPage, int]:
+        headers = self._headers(token)
         timeout = min(self._timeout, max(0.001, _remaining(deadline, self._timeout)))
         with tracing.span("upstream GET /user/leads", **{"http.request.method": "GET",
                                                          "leads_gateway.page": request.page.page,
@@ -192,39 +202,22 @@ class LeadsAPI:
         5xx, an unreadable answer to the request). Raises what certainly created nothing: no connection,
         401, 403, 429, another 4xx; and traffic control's refusals."""
         ticket = await self.traffic.admit(caller, deadline)
-        outcome: Outcome | None = None
-        retry_after = None
-        status, code = "none", "cancelled"
-        self.stats.upstream_inflight += 1
-        started = time.perf_counter()
-        try:
-            result, status = await self._post(token, body, deadline)
-            outcome, code = Outcome.OK, "ok"
-            if isinstance(result, Refused):
-                outcome, code = Outcome.CALLER_MISTAKE, "BAD_USER_INPUT"
-            elif isinstance(result, Unknown):
-                outcome, code = classify(result.error), result.error.code
-                status = str(getattr(result.error, "http_status", status))
+        with self._accounted(ticket) as tally:
+            try:
+                result, status = await self._post(token, body, deadline)
+            except GatewayError as exc:
+                tally.failed(exc)
+                raise
+            if isinstance(result, Created):
+                tally.answered(Outcome.OK, status, "ok")
+            elif isinstance(result, Refused):
+                tally.answered(Outcome.CALLER_MISTAKE, status, "BAD_USER_INPUT")
+            else:
+                tally.failed(result.error)
             return result
-        except GatewayError as exc:
-            outcome, code = classify(exc), exc.code
-            status = str(getattr(exc, "http_status", status))
-            retry_after = exc.extensions.get("retryAfter")
-            raise
-        finally:
-            self.stats.upstream_inflight -= 1
-            self.stats.upstream_latency.observe(time.perf_counter() - started)
-            self.traffic.done(ticket, outcome, retry_after)
-            self.stats.upstream_requests[code] += 1
-            self.stats.upstream_responses[(status, code)] += 1
 
     async def _post(self, token: str, body: dict, deadline: float | None) -> tuple[Created | Refused | Unknown, str]:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json",
-                   "Content-Type": "application/json"}
-        scope = request_scope.current()
-        if scope is not None:
-            headers["X-Request-ID"] = scope.request_id
-            scope.upstream_calls += 1
+        headers = self._headers(token, **{"Content-Type": "application/json"})
         timeout = min(self._timeout, max(0.001, _remaining(deadline, self._timeout)))
         with tracing.span("upstream POST /user/lead", **{"http.request.method": "POST"}) as sp:
             try:
@@ -254,6 +247,24 @@ class LeadsAPI:
         if status >= 500:
             return Unknown(error), str(status)  # an application error after the insert, a gateway's 504...
         raise error
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What one attempt came to, for ``LeadsAPI._accounted`` (cancelled until said otherwise)."""
+
+    outcome: Outcome | None = None
+    status: str = "none"  # the HTTP status, or "none" without an answer
+    code: str = "cancelled"  # "ok" or the error code
+    retry_after: float | None = None
+
+    def answered(self, outcome: Outcome, status: str, code: str) -> None:
+        self.outcome, self.status, self.code = outcome, status, code
+
+    def failed(self, error: GatewayError) -> None:
+        self.outcome, self.code = classify(error), error.code
+        self.status = str(getattr(error, "http_status", self.status))
+        self.retry_after = error.extensions.get("retryAfter")
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,10 @@
 //
 // It pages, refetches and reads the cache, and prints ONE JSON object on stdout with what it saw;
 // every check is made by the pytest side (tests/e2e/test_frontend_clients.py), not here.
-import { readFileSync } from 'node:fs';
-import { ApolloClient, ApolloError, HttpLink, InMemoryCache, gql } from '@apollo/client/core/index.js';
+import { ApolloError, gql } from '@apollo/client/core/index.js';
 import { loadDevMessages, loadErrorMessages } from '@apollo/client/dev/index.js';
-import { relayStylePagination } from '@apollo/client/utilities/index.js';
-import { buildSchema, isAbstractType } from 'graphql';
+
+import { makeClient, possibleTypes, requests, watch } from './apollo-setup.mjs';
 
 loadDevMessages(); // Apollo's warnings in words (on stderr), not as go.apollo.dev links
 loadErrorMessages();
@@ -19,37 +18,6 @@ const [url, token] = process.argv.slice(2);
 if (!url || !token) {
   console.error('usage: node apollo-client.mjs <url> <token>');
   process.exit(2);
-}
-
-// possibleTypes (Node -> Lead, Campaign; _Entity -> ...) from the schema file, so that
-// `... on Lead` inside `node(id)` matches without Apollo's heuristic fragment matching.
-const schema = buildSchema(readFileSync(new URL('../../schema.graphql', import.meta.url), 'utf8'),
-  { assumeValidSDL: true });
-const possibleTypes = {};
-for (const type of Object.values(schema.getTypeMap())) {
-  if (isAbstractType(type)) possibleTypes[type.name] = schema.getPossibleTypes(type).map((t) => t.name);
-}
-
-// Every HTTP request the client makes, with its operation and variables.
-const requests = [];
-const countingFetch = (input, init) => {
-  const body = JSON.parse(init.body);
-  requests.push({ operationName: body.operationName, variables: body.variables });
-  return fetch(input, init);
-};
-
-function makeClient(authToken) {
-  return new ApolloClient({
-    link: new HttpLink({
-      uri: url,
-      fetch: countingFetch,
-      headers: authToken ? { Authorization: `Bearer ${authToken}` } : {},
-    }),
-    cache: new InMemoryCache({
-      possibleTypes,
-      typePolicies: { Query: { fields: { leads: relayStylePagination(['filter']) } } },
-    }),
-  });
 }
 
 const LEADS = gql`
@@ -75,7 +43,7 @@ const MERGED_LEAD = gql`
   }
 `;
 
-const client = makeClient(token);
+const client = makeClient(url, token);
 
 // What a component sees: the merged list the cache reads back through relayStylePagination.
 function snapshot(observable) {
@@ -87,23 +55,9 @@ function snapshot(observable) {
   };
 }
 
-// A watched query, as useQuery keeps one: resolves once the first page has arrived.
-function watch(variables) {
-  const observable = client.watchQuery({ query: LEADS, variables });
-  return new Promise((resolve, reject) => {
-    const watched = { observable };
-    watched.subscription = observable.subscribe({
-      next(result) {
-        if (!result.loading) resolve(watched);
-      },
-      error: reject,
-    });
-  });
-}
-
 // Forward: first 25, then fetchMore({ after: endCursor }) until hasNextPage is false.
 async function pageForward(variables) {
-  const { observable, subscription } = await watch(variables);
+  const { observable, subscription } = await watch(client, LEADS, variables);
   let fetchMores = 0;
   let { pageInfo } = observable.getCurrentResult().data.leads;
   while (pageInfo.hasNextPage) {
@@ -123,7 +77,7 @@ const completed = await pageForward({ first: 25, filter: { status: 'COMPLETED' }
 out.filtered = { filter: { status: 'COMPLETED' }, ...snapshot(completed.observable), fetchMores: completed.fetchMores };
 
 // Backward, under a third filter: the last 10, then fetchMore({ last: 10, before: startCursor }) once.
-const backward = await watch({ last: 10, filter: { status: 'SCHEDULED' } });
+const backward = await watch(client, LEADS, { last: 10, filter: { status: 'SCHEDULED' } });
 const lastPage = snapshot(backward.observable);
 await backward.observable.fetchMore({ variables: { before: lastPage.pageInfo.startCursor } });
 out.backward = { filter: { status: 'SCHEDULED' }, lastPage, afterBefore: snapshot(backward.observable) };
@@ -173,7 +127,7 @@ async function failure(run) {
 out.errors = {
   badCursor: await failure(() => client.query({ query: LEADS, variables: { first: 5, after: 'not-a-cursor' },
     fetchPolicy: 'network-only' })),
-  noToken: await failure(() => makeClient(null).query({ query: LEADS, variables: { first: 5 }, fetchPolicy: 'network-only' })),
+  noToken: await failure(() => makeClient(url, null).query({ query: LEADS, variables: { first: 5 }, fetchPolicy: 'network-only' })),
   invalidDocument: await failure(() => client.query({ query: gql`query Invalid { leads(first: 1) { nope } }`,
     fetchPolicy: 'network-only' })),
 };

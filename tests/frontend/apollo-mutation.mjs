@@ -13,11 +13,10 @@
 //
 // Prints ONE JSON object on stdout with what it saw; every check is made by the pytest side
 // (tests/e2e/test_frontend_clients.py), not here.
-import { readFileSync } from 'node:fs';
-import { ApolloClient, HttpLink, InMemoryCache, gql } from '@apollo/client/core/index.js';
+import { gql } from '@apollo/client/core/index.js';
 import { loadDevMessages, loadErrorMessages } from '@apollo/client/dev/index.js';
-import { relayStylePagination } from '@apollo/client/utilities/index.js';
-import { buildSchema, isAbstractType } from 'graphql';
+
+import { makeClient, requests, watch } from './apollo-setup.mjs';
 
 loadDevMessages(); // Apollo's warnings in words (on stderr), not as go.apollo.dev links
 loadErrorMessages();
@@ -29,28 +28,7 @@ if (!url || !token || !inputsJson) {
 }
 const inputs = JSON.parse(inputsJson);
 
-const schema = buildSchema(readFileSync(new URL('../../schema.graphql', import.meta.url), 'utf8'),
-  { assumeValidSDL: true });
-const possibleTypes = {};
-for (const type of Object.values(schema.getTypeMap())) {
-  if (isAbstractType(type)) possibleTypes[type.name] = schema.getPossibleTypes(type).map((t) => t.name);
-}
-
-// Every HTTP request the client makes, with its operation and variables.
-const requests = [];
-const countingFetch = (input, init) => {
-  const body = JSON.parse(init.body);
-  requests.push({ operationName: body.operationName, variables: body.variables });
-  return fetch(input, init);
-};
-
-const client = new ApolloClient({
-  link: new HttpLink({ uri: url, fetch: countingFetch, headers: { Authorization: `Bearer ${token}` } }),
-  cache: new InMemoryCache({
-    possibleTypes,
-    typePolicies: { Query: { fields: { leads: relayStylePagination(['filter']) } } },
-  }),
-});
+const client = makeClient(url, token);
 
 const LEADS = gql`
   query LeadsList($first: Int, $after: String, $filter: LeadFilter) {
@@ -111,20 +89,6 @@ const watchedList = (observable) => snapshot(observable.getCurrentResult().data.
 // The list from the cache alone (keyArgs: only `filter`, so `first` does not matter here).
 const cachedList = () => snapshot(client.readQuery({ query: LEADS, variables: { first: 25 } }).leads);
 
-// A watched query, as useQuery keeps one: resolves once the first page has arrived.
-function watch(variables) {
-  const observable = client.watchQuery({ query: LEADS, variables });
-  return new Promise((resolve, reject) => {
-    const watched = { observable };
-    watched.subscription = observable.subscribe({
-      next(result) {
-        if (!result.loading) resolve(watched);
-      },
-      error: reject,
-    });
-  });
-}
-
 // fetchMore({ after: endCursor }) until hasNextPage is false.
 async function pageOn(observable) {
   let fetchMores = 0;
@@ -168,7 +132,7 @@ function entryOf(lead) {
 const out = {};
 
 // The whole unfiltered list, page by page.
-const all = await watch({ first: 25 });
+const all = await watch(client, LEADS, { first: 25 });
 const loadFetchMores = await pageOn(all.observable);
 out.loaded = { ...cachedList(), fetchMores: loadFetchMores, requests: requests.length };
 

@@ -7,13 +7,11 @@
 //
 // Prints ONE JSON object on stdout: the artifacts themselves and what the runtime saw; every check
 // is made by the pytest side (tests/e2e/test_frontend_clients.py), not here.
-import { readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import RelayRuntime from 'relay-runtime';
 
-const { Environment, Network, RecordSource, Store, createOperationDescriptor, fetchQuery, getSingularSelector } =
-  RelayRuntime;
+import { loadArtifacts, relayEnvironment } from './relay-environment.mjs';
+
+const { createOperationDescriptor, fetchQuery } = RelayRuntime;
 
 const [artifactDir, url, token] = process.argv.slice(2);
 if (!artifactDir || !url || !token) {
@@ -21,34 +19,10 @@ if (!artifactDir || !url || !token) {
   process.exit(2);
 }
 
-// The generated artifacts are CommonJS (eagerEsModules: false), one per operation and fragment.
-const require = createRequire(import.meta.url);
-const artifacts = {};
-for (const file of readdirSync(artifactDir).filter((f) => f.endsWith('.graphql.js')).sort()) {
-  artifacts[file.slice(0, -'.graphql.js'.length)] = require(path.resolve(artifactDir, file));
-}
+const artifacts = loadArtifacts(artifactDir);
 const { LeadListQuery, LeadListPaginationQuery, LeadList_query, LeadDetails_lead, LeadDetailsRefetchQuery } = artifacts;
 
-const requests = [];
-const network = Network.create(async (params, variables) => {
-  requests.push({ name: params.name, variables });
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/graphql-response+json, application/json',
-      authorization: `Bearer ${token}`,
-    },
-    body: JSON.stringify({ query: params.text, variables }),
-  });
-  return response.json();
-});
-const environment = new Environment({ network, store: new Store(new RecordSource()) });
-
-// Read a fragment the way useFragment does: from a fragment reference, through the store.
-function readFragment(fragment, ref) {
-  return environment.lookup(getSingularSelector(fragment, ref)).data;
-}
+const { environment, requests, readFragment } = relayEnvironment(url, token);
 
 // The list as a component would render it: LeadList_query read from the page query's root.
 function readList(operation) {

@@ -11,15 +11,11 @@
 //
 // Prints ONE JSON object on stdout with what it saw; every check is made by the pytest side
 // (tests/e2e/test_frontend_clients.py), not here.
-import { readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import RelayRuntime from 'relay-runtime';
 
-const {
-  ConnectionHandler, Environment, Network, ROOT_ID, RecordSource, Store, commitMutation, createOperationDescriptor,
-  fetchQuery, getSingularSelector,
-} = RelayRuntime;
+import { loadArtifacts, relayEnvironment } from './relay-environment.mjs';
+
+const { ConnectionHandler, ROOT_ID, commitMutation, createOperationDescriptor, fetchQuery } = RelayRuntime;
 
 const [artifactDir, url, token, inputsJson] = process.argv.slice(2);
 if (!artifactDir || !url || !token || !inputsJson) {
@@ -28,33 +24,10 @@ if (!artifactDir || !url || !token || !inputsJson) {
 }
 const inputs = JSON.parse(inputsJson);
 
-// The generated artifacts are CommonJS (eagerEsModules: false), one per operation and fragment.
-const require = createRequire(import.meta.url);
-const artifacts = {};
-for (const file of readdirSync(artifactDir).filter((f) => f.endsWith('.graphql.js')).sort()) {
-  artifacts[file.slice(0, -'.graphql.js'.length)] = require(path.resolve(artifactDir, file));
-}
+const artifacts = loadArtifacts(artifactDir);
 const { LeadListQuery, LeadListPaginationQuery, LeadList_query, LeadDetails_lead, LeadCreateMutation } = artifacts;
 
-const requests = [];
-const network = Network.create(async (params, variables) => {
-  requests.push({ name: params.name, variables });
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/graphql-response+json, application/json',
-      authorization: `Bearer ${token}`,
-    },
-    body: JSON.stringify({ query: params.text, variables }),
-  });
-  return response.json();
-});
-const environment = new Environment({ network, store: new Store(new RecordSource()) });
-
-function readFragment(fragment, ref) {
-  return environment.lookup(getSingularSelector(fragment, ref)).data;
-}
+const { environment, requests, readFragment } = relayEnvironment(url, token);
 
 // The unfiltered list, paged to its end the way usePaginationFragment does.
 const listVariables = { count: 25, filter: null };

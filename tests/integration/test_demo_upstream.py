@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from gateway.demo.app import (
     FAULTS,
     DemoOptions,
-    create_demo_app,
     format_token_faults,
     format_token_latency_ms,
     main_options_from_env,
@@ -27,37 +26,12 @@ from gateway.demo.app import (
     parse_token_latency_ms,
 )
 from gateway.demo.data import STATUSES, dataset_for_token
-from gateway.serving import start_in_thread
 
 TOKEN = "integration-tenant"
 LEADS = dataset_for_token(TOKEN)
 
 
-@pytest.fixture(scope="module")
-def app():
-    return create_demo_app()
-
-
-@pytest.fixture(scope="module")
-def server(app):
-    running = start_in_thread(app)
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=10) as http:
-        yield http
-
-
-@pytest.fixture(autouse=True)
-def _fresh_state(app):
-    """Each test starts with default options, no recorded calls and a fresh fault draw sequence."""
-    app.state.options = DemoOptions()
-    app.state.reset()
-    yield
-    app.state.options = DemoOptions()
+from tests.integration.demo_server import _fresh_state, app, client, server  # noqa: F401 - fixtures
 
 
 def get(client: httpx.Client, token: str | None = TOKEN, path: str = "/user/leads", **params) -> httpx.Response:

@@ -16,9 +16,8 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from gateway.demo.app import DemoOptions, create_demo_app
+from gateway.demo.app import DemoOptions
 from gateway.demo.data import campaigns_for_token, dataset_for_token, write_id_ranges
-from gateway.serving import start_in_thread
 
 TOKEN = "writes-tenant"
 OTHER = "writes-other-tenant"
@@ -34,30 +33,7 @@ def phone(n: int) -> str:
     return f"+1999555{n:04d}"
 
 
-@pytest.fixture(scope="module")
-def app():
-    return create_demo_app()
-
-
-@pytest.fixture(scope="module")
-def server(app):
-    running = start_in_thread(app)
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=10) as http:
-        yield http
-
-
-@pytest.fixture(autouse=True)
-def _fresh_state(app):
-    app.state.options = DemoOptions()
-    app.state.reset()
-    yield
-    app.state.options = DemoOptions()
+from tests.integration.demo_server import _fresh_state, app, client, server  # noqa: F401 - fixtures
 
 
 def post(client: httpx.Client, body, token: str | None = TOKEN, path: str = "/user/lead",
