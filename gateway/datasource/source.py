@@ -137,10 +137,6 @@ class LeadsSource:
             self._caller = self._shared.caller(self._token)
         return self._caller
 
-    def _token_or_refuse(self) -> str:
-        self.caller  # noqa: B018 - raises UNAUTHENTICATED without a token
-        return self._token  # type: ignore[return-value]
-
     @property
     def _reader(self) -> LeadReader:
         # Made per use, not kept: a reader kept here would make a reference cycle (source -> reader ->
@@ -157,8 +153,8 @@ class LeadsSource:
 
     async def create_lead(self, lead: NewLead, idempotency_key: str | None) -> WriteResult:
         """Create a lead (``LeadWriter``); afterwards this request, like every later one, reads afresh."""
-        result = await self._shared.writer.create(self._token_or_refuse(), self.caller, lead, idempotency_key,
-                                                  deadline=self.deadline)
+        caller = self.caller  # UNAUTHENTICATED without a token, before anything is sent
+        result = await self._shared.writer.create(self._token, caller, lead, idempotency_key, deadline=self.deadline)
         if result.lead is not None:
             self._scope = result.scope
             self._loads = {}  # pages this request read before the write are not what it reads after

@@ -42,6 +42,11 @@ class KeyMaker:
         return f"{caller}.{generation}"
 
     @staticmethod
+    def caller_of(scope: str) -> str:
+        """The bare caller of a scope."""
+        return scope.rpartition(".")[0] or scope
+
+    @staticmethod
     def idempotency(caller: str, key: str) -> str:
         """The record of a client's idempotency key (hashed: the client chooses it, it may say anything)."""
         return f"{PREFIX}:{caller}:idempotency:{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}"

@@ -73,9 +73,10 @@ class PageCache:
         self.stats = stats or Stats()
         self._flight: SingleFlight[Entry] = SingleFlight()
         self._background: set[asyncio.Task] = set()
-        # caller -> lead id -> (record, fetched_at): leads of pages served to that caller, in this process,
-        # so lookups by id (node, lead, federation entities) find them without scanning the list again.
-        self._seen: OrderedDict[str, OrderedDict[int, tuple[LeadRecord, float]]] = OrderedDict()
+        # caller -> (its scope, lead id -> (record, fetched_at)): leads of pages served to that caller, in this
+        # process, so lookups by id (node, lead, federation entities) find them without scanning the list
+        # again; only for the scope they were served under (a write's new generation starts afresh).
+        self._seen: OrderedDict[str, tuple[str, OrderedDict[int, tuple[LeadRecord, float]]]] = OrderedDict()
 
     @property
     def keep_for(self) -> float:
@@ -93,7 +94,7 @@ class PageCache:
         """Make everything cached for ``caller`` stale, everywhere the store is shared; its new scope."""
         generation = await self.store.bump(caller)
         self.stats.invalidations += 1
-        self._seen.pop(KeyMaker.scope(caller, generation - 1), None)  # unreachable now: free it at once
+        self._seen.pop(caller, None)  # unreachable now: free it at once
         return KeyMaker.scope(caller, generation)
 
     # Below, ``caller`` is a caller's scope (``scope()``), not its bare HMAC.
@@ -108,22 +109,27 @@ class PageCache:
     def seen_leads(self, caller: str, ids: Iterable[int]) -> dict[int, tuple[LeadRecord, float]]:
         """Leads with these ids, and when they were fetched, from fresh pages this process served to this
         caller (any filter, any window)."""
-        seen = self._seen.get(caller)
-        if not seen or self.ttl <= 0:
+        held = self._seen.get(KeyMaker.caller_of(caller))
+        if held is None or held[0] != caller or self.ttl <= 0:
             return {}
+        seen = held[1]
         fresh_after = time.time() - self.ttl
         return {i: hit for i in ids if (hit := seen.get(i)) is not None and hit[1] >= fresh_after}
 
     def _remember(self, caller: str, page: LeadPage, fetched_at: float) -> None:
         if self.ttl <= 0:
             return
-        seen = self._seen.get(caller)
-        if seen is None:
-            seen = self._seen[caller] = OrderedDict()
+        bare = KeyMaker.caller_of(caller)
+        held = self._seen.get(bare)
+        if held is None or held[0] != caller:  # a new caller, or a new generation: the old leads go
+            seen = OrderedDict()
+            self._seen[bare] = (caller, seen)
+            self._seen.move_to_end(bare)
             if len(self._seen) > SEEN_CALLERS:
                 self._seen.popitem(last=False)
         else:
-            self._seen.move_to_end(caller)
+            seen = held[1]
+            self._seen.move_to_end(bare)
             last = page.items[-1] if page.items else None
             if last is not None and seen.get(last.id) == (last, fetched_at):
                 return  # this very page was remembered already (a repeat hit): skip the per-lead work
