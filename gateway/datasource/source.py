@@ -72,7 +72,7 @@ class LeadsSources:
 
     async def close(self) -> None:
         if self.writer is not None:
-            self.writer.close()
+            await self.writer.close(grace=self.settings.upstream_timeout)
         if self.cache is not None:
             await self.cache.close()
         if self.api is not None:

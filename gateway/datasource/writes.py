@@ -58,6 +58,7 @@ CLOCK_SKEW = timedelta(minutes=2)  # the upstream's clock against ours, when loo
 LOOKUP_PAGE = 100
 LEASE_SECONDS = 2.0  # renewed while the holder works; how long a crashed holder can keep others waiting
 POLL_SECONDS = 0.02
+CLOSE_GRACE = 10.0  # at shutdown, how long writes whose clients left may still run
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +307,11 @@ class LeadWriter:
                 await asyncio.sleep(LEASE_SECONDS / 3)
                 await self.cache.store.renew_lease(key, owner, LEASE_SECONDS)
 
-    def close(self) -> None:
+    async def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Let writes still running (their clients may have left) finish for up to ``grace`` seconds: one cut
+        off half-way leaves its outcome unknown. Then cancel the rest."""
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=grace)
         for task in list(self._running):
             task.cancel()
 

@@ -404,3 +404,38 @@ def test_writes_are_logged_without_personal_data(gw, fresh_upstream, token, capl
     assert "request" in logged and "sending it again" in logged  # the write was logged
     for secret in (given["phoneNumber"], given["phoneNumber"][1:], "Zebulon", "zq@example.org", token):
         assert secret not in logged
+
+
+def test_a_write_whose_client_left_finishes_before_shutdown(upstream, redis_url, token):
+    """The client gives up while the upstream is still answering, and the instance is stopped at once: the
+    write still completes and records its outcome, so the same key on another instance replays it."""
+    from gateway.app import create_app
+    from gateway.config import Settings
+    from gateway.serving import start_in_thread
+
+    upstream.reset()
+    upstream.options.token_latency = {token: 1.0}  # created at once, answered a second later
+    settings = Settings(upstream_url=upstream.url, cache_url=redis_url, cache_secret=secrets.token_hex(16),
+                        upstream_retries=0)
+    first = start_in_thread(create_app(settings))
+    given = lead_input(token, idempotencyKey=uuid.uuid4().hex)
+    with httpx.Client(base_url=first.url, timeout=0.3) as client, pytest.raises(httpx.ReadTimeout):
+        client.post("/graphql", json={"query": CREATE_BARE, "variables": {"input": given}},
+                    headers={"Authorization": f"Bearer {token}"})
+    # Requests get 0.1 s to finish, then are cancelled (as after GATEWAY_SHUTDOWN_GRACE): the write itself
+    # is not, and the lifespan's shutdown waits for it.
+    first.server.config.timeout_graceful_shutdown = 0.1
+    first.stop(timeout=15)
+    upstream.options.token_latency = {}
+    second = start_in_thread(create_app(settings))
+    try:
+        with httpx.Client(base_url=second.url, timeout=30) as client:
+            body = client.post("/graphql", json={"query": CREATE_BARE, "variables": {"input": given}},
+                               headers={"Authorization": f"Bearer {token}"}).json()
+            replayed = [line for line in client.get("/metrics").text.splitlines()
+                        if line.startswith('leads_gateway_lead_writes_total{result="replayed"}')]
+        assert body["data"]["createLead"]["userErrors"] == []
+        assert len(upstream.writes(token)) == 1
+        assert replayed == ['leads_gateway_lead_writes_total{result="replayed"} 1.0']  # the record said done
+    finally:
+        second.stop()
