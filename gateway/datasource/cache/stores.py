@@ -24,6 +24,8 @@ from aiocache import RedisCache, SimpleMemoryCache
 from aiocache.serializers import NullSerializer
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import LockNotOwnedError, RedisError
 
 from gateway.datasource.cache.codec import Entry, decode, encode
@@ -148,9 +150,11 @@ class RedisStore:
                                  serializer=NullSerializer(encoding=None))  # values are codec.py's JSON
         self._redis = self._cache.client  # redis.asyncio.Redis, for the commands aiocache does not wrap
         self._leases: dict[str, tuple[str, Lock]] = {}  # key -> (owner, its lock), while held
-        # Its own connection, without the operations' timeout: a subscription waits for messages.
+        # Its own connection, without the operations' timeout (a subscription waits for messages), and without
+        # redis-py's retries: the watch reconnects itself, and must learn of every break.
         self.generations = GenerationWatch(Redis(host=u.hostname or "127.0.0.1", port=u.port or 6379, db=db,
-                                                 password=u.password, socket_connect_timeout=op_timeout))
+                                                 password=u.password, socket_connect_timeout=op_timeout,
+                                                 retry=Retry(NoBackoff(), 0)))
         self._bump = self._redis.register_script(BUMP)
 
     async def ping(self) -> None:
