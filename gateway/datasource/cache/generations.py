@@ -14,7 +14,8 @@ fail too and the gateway falls back to its in-process store) the map is still tr
 another instance in that window, read here in that window, is the one case this leaves open.
 
 Ordering, so that a query arriving right after a write on another instance never uses the old value:
-- the writer answers only once its own subscription has received the bump's message (``delivered``):
+- the writer answers only once its own subscription has received the bump's message (``expect`` before
+  the bump, ``delivered`` after):
   Redis has by then sent that message to every subscriber, before the client even has its answer;
 - a reader yields to the event loop once before it trusts the map (``RedisStore.generation``), so a message
   that arrived together with the request is read first.
@@ -30,6 +31,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -56,13 +58,23 @@ def generation_key(caller: str) -> str:
     return f"lg1:{caller}:generation"
 
 
+@dataclass(eq=False, slots=True)
+class _Expected:
+    """A writer waiting for its own bump's message: what arrived for its caller since it asked."""
+
+    caller: str
+    future: asyncio.Future
+    seen: int = -1
+    wanted: int | None = None
+
+
 class GenerationWatch:
     """This process's view of callers' generations, fed by the ``lg1:generations`` subscription."""
 
     def __init__(self, subscriber: Redis) -> None:
         self._subscriber = subscriber  # its own connection: a subscribed connection can do nothing else
         self._known: OrderedDict[str, int] = OrderedDict()
-        self._waiters: dict[str, list[tuple[int, asyncio.Future]]] = {}
+        self._waiters: dict[str, list[_Expected]] = {}
         self.live = False  # subscribed: what the map holds is exact
         self.epoch = 0  # bumped when the subscription breaks: reads from before may not be learned
         self._task: asyncio.Task | None = None
@@ -84,25 +96,34 @@ class GenerationWatch:
         if self.live and epoch == self.epoch:
             self._set(caller, generation)
 
-    async def delivered(self, caller: str, generation: int) -> bool:
+    def expect(self, caller: str) -> _Expected:
+        """Before a bump: from now on, note the generations this process receives for ``caller``."""
+        expected = _Expected(caller, asyncio.get_running_loop().create_future())
+        self._waiters.setdefault(caller, []).append(expected)
+        return expected
+
+    async def delivered(self, expected: _Expected, generation: int) -> bool:
         """Wait (briefly) until this process's subscription has received the bump to ``generation``."""
-        if not self.live:
-            return False
-        if self._known.get(caller, -1) >= generation:
-            return True
-        future = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(caller, []).append((generation, future))
         try:
-            await asyncio.wait_for(future, DELIVERY_WAIT)
-            return True
-        except TimeoutError:
-            return False
+            if not self.live:
+                return False
+            expected.wanted = generation
+            if expected.seen >= generation:
+                return True
+            try:
+                await asyncio.wait_for(asyncio.shield(expected.future), DELIVERY_WAIT)
+                return True
+            except TimeoutError:
+                return False
         finally:
-            waiting = [w for w in self._waiters.get(caller, []) if w[1] is not future]
-            if waiting:
-                self._waiters[caller] = waiting
-            else:
-                self._waiters.pop(caller, None)
+            self.forget(expected)
+
+    def forget(self, expected: _Expected) -> None:
+        waiting = [w for w in self._waiters.get(expected.caller, ()) if w is not expected]
+        if waiting:
+            self._waiters[expected.caller] = waiting
+        else:
+            self._waiters.pop(expected.caller, None)
 
     def _set(self, caller: str, generation: int) -> None:
         current = self._known.get(caller)
@@ -110,9 +131,6 @@ class GenerationWatch:
         self._known.move_to_end(caller)
         while len(self._known) > KNOWN_MAX:
             self._known.popitem(last=False)
-        for wanted, future in self._waiters.get(caller, ()):
-            if self._known[caller] >= wanted and not future.done():
-                future.set_result(None)
 
     def _down(self, closing: bool = False) -> None:
         if self.live and not closing:
@@ -160,10 +178,16 @@ class GenerationWatch:
 
     def _on_message(self, data) -> None:
         try:
-            caller, generation = (data.decode() if isinstance(data, bytes) else str(data)).split(" ")
-            self._set(caller, int(generation))
+            caller, text = (data.decode() if isinstance(data, bytes) else str(data)).split(" ")
+            generation = int(text)
         except ValueError:
             log.warning("ignoring a malformed generation message")
+            return
+        self._set(caller, generation)
+        for expected in self._waiters.get(caller, ()):
+            expected.seen = max(expected.seen, generation)
+            if expected.wanted is not None and expected.seen >= expected.wanted and not expected.future.done():
+                expected.future.set_result(None)
 
     async def close(self) -> None:
         if self._task is not None:

@@ -235,9 +235,16 @@ class RedisStore:
         subscriber has been sent it) or after a short wait."""
         watch = self.generations
         watch.start()
-        generation = int(await self._bump(keys=[generation_key(caller)], args=[
-            int(time.time() * 1000), GENERATION_SECONDS * 1000, CHANNEL, caller]))
-        await watch.delivered(caller, generation)
+        epoch = watch.epoch
+        expected = watch.expect(caller)
+        try:
+            generation = int(await self._bump(keys=[generation_key(caller)], args=[
+                int(time.time() * 1000), GENERATION_SECONDS * 1000, CHANNEL, caller]))
+        except BaseException:
+            watch.forget(expected)
+            raise
+        watch.learn(caller, generation, epoch)  # this process knows at once, whatever the message does
+        await watch.delivered(expected, generation)
         return generation
 
     async def get_record(self, key: str) -> dict | None:
