@@ -202,16 +202,25 @@ class LeadReader:
         return LookupResult(found, complete, scanned=min(total, last * LOOKUP_PAGE_SIZE), total=total,
                             warnings=warnings, fetched_at=_oldest(times))
 
-    async def place(self, lead_id: int) -> Placed:
+    async def place(self, lead_id: int, total_hint: int | None = None) -> Placed:
         """Where a lead just created stands in the unfiltered list: the list is in id order, so at or near
         its end. Reads the first page of 100 (it tells the total, and most queries start with it, so it is
-        no waste), then pages from the end, ``PLACE_PAGES`` pages in all at most."""
-        first = (await self.pages.load(ALL_LEADS, PageRef(1, LOOKUP_PAGE_SIZE))).page
-        pages = [first]
+        no waste) and pages from the end, ``PLACE_PAGES`` pages in all at most. With ``total_hint`` (the
+        list's length before the write, from the cache) the page the new lead should be on is read at the
+        same time as the first."""
+        guess = -(-(total_hint + 1) // LOOKUP_PAGE_SIZE) if total_hint is not None else 1
+        if guess > 1:
+            first, guessed = await asyncio.gather(self.pages.load(ALL_LEADS, PageRef(1, LOOKUP_PAGE_SIZE)),
+                                                  self.pages.load(ALL_LEADS, PageRef(guess, LOOKUP_PAGE_SIZE)))
+            pages = [first.page, guessed.page]
+        else:
+            pages = [(await self.pages.load(ALL_LEADS, PageRef(1, LOOKUP_PAGE_SIZE))).page]
+        first = pages[0]
         for number in range(first.last_page, 1, -1)[:PLACE_PAGES - 1]:
             if _position(pages, lead_id) is not None:
                 break
-            pages.append((await self.pages.load(ALL_LEADS, PageRef(number, LOOKUP_PAGE_SIZE))).page)
+            if number != guess:
+                pages.append((await self.pages.load(ALL_LEADS, PageRef(number, LOOKUP_PAGE_SIZE))).page)
         found = _position(pages, lead_id)
         if found is None:
             return Placed(None, first.total)

@@ -34,7 +34,7 @@ from gateway.datasource.traffic import TrafficControl
 from gateway.datasource.reader import LeadReader, LookupResult, Placed, Window
 from gateway.datasource.writes import LeadWriter, WriteResult
 from gateway.errors import GatewayError, Unauthenticated
-from gateway.leads.filter import ListFilter
+from gateway.leads.filter import ALL_LEADS, ListFilter
 from gateway.leads.pagination import PageRef, WindowRequest
 from gateway.leads.records import LeadPage, LeadRecord
 from gateway.leads.writes import NewLead
@@ -121,6 +121,7 @@ class LeadsSource:
         self._token = token
         self._caller: str | None = None
         self._scope = scope
+        self._before_write: str | None = None  # the scope before this request's write, for its cached totals
         self.fresh = fresh
         self.deadline = deadline
         self._loads: dict[PageRequest, asyncio.Task[Served]] = {}
@@ -154,16 +155,25 @@ class LeadsSource:
     async def create_lead(self, lead: NewLead, idempotency_key: str | None) -> WriteResult:
         """Create a lead (``LeadWriter``); afterwards this request, like every later one, reads afresh."""
         caller = self.caller  # UNAUTHENTICATED without a token, before anything is sent
+        await self._ready()
+        before = self._scope
         result = await self._shared.writer.create(self._token, caller, lead, idempotency_key, deadline=self.deadline)
         if result.lead is not None:
             self._scope = result.scope
             self._loads = {}  # pages this request read before the write are not what it reads after
+            if before != result.scope:
+                self._before_write = before
         return result
 
     async def place(self, lead_id: int) -> Placed:
-        """Where a lead stands in the caller's unfiltered list (for the edge of a created lead)."""
+        """Where a lead stands in the caller's unfiltered list (for the edge of a created lead); the list's
+        length cached from before the write, if any, lets both pages it needs be read at once."""
         await self._ready()
-        return await self._reader.place(lead_id)
+        hint = None
+        if self._before_write is not None and not self.fresh:
+            cached = await self._shared.cache.fresh_pages(self._before_write, ALL_LEADS)
+            hint = cached[0].page.total if cached else None
+        return await self._reader.place(lead_id, hint)
 
     async def window(self, lead_filter: ListFilter, request: WindowRequest) -> Window:
         """The leads of a validated Relay window over this filter."""

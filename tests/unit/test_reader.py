@@ -362,3 +362,39 @@ async def test_find_in_an_empty_list():
     result, up, _, reader = await _find(0, [5])
     assert result.found == {} and result.complete
     assert len(up.calls) == 1 and result.warnings == ()
+
+
+# --- place(): a new lead's position in the unfiltered list ---------------------------------------------
+
+def pages_read(upstream: InMemoryUpstream) -> list[int]:
+    return [c.page.page for c in upstream.calls]
+
+
+@pytest.mark.parametrize("n", [1, 60, 100, 101, 250, 300])
+async def test_a_new_lead_is_placed_at_the_end_of_the_list(n):
+    records = make_records(n)
+    upstream = InMemoryUpstream(records)
+    placed = await LeadReader(upstream).place(records[-1].id)
+    assert (placed.position, placed.total) == (n - 1, n)
+    last_page = -(-n // 100)
+    assert pages_read(upstream) == ([1] if last_page == 1 else [1, last_page])
+
+
+@pytest.mark.parametrize("n", [101, 250, 300])
+async def test_with_the_old_total_the_last_page_is_read_at_once(n):
+    records = make_records(n)
+    upstream = InMemoryUpstream(records)
+    placed = await LeadReader(upstream).place(records[-1].id, total_hint=n - 1)
+    assert (placed.position, placed.total) == (n - 1, n)
+    assert sorted(pages_read(upstream)) == [1, -(-n // 100)]  # the guessed page, and no other
+
+
+async def test_a_wrong_hint_still_places_the_lead_or_says_it_could_not():
+    records = make_records(250)
+    upstream = InMemoryUpstream(records)
+    placed = await LeadReader(upstream).place(records[-1].id, total_hint=10)  # the list grew since
+    assert (placed.position, placed.total) == (249, 250)
+    earlier = await LeadReader(InMemoryUpstream(records)).place(records[0].id)  # not near the end
+    assert (earlier.position, earlier.total) == (0, 250)  # found on the first page
+    missing = await LeadReader(InMemoryUpstream(records)).place(1)
+    assert (missing.position, missing.total) == (None, 250)
