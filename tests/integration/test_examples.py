@@ -64,8 +64,9 @@ def test_codegen_generates_types_for_every_example(tmp_path):
     generated = output.read_text()
     for path in EXAMPLE_FILES:
         for op in operations_of(path):
-            assert f"export type {op.name.value}QueryVariables = Exact<{{" in generated, op.name.value
-            assert f"export type {op.name.value}Query = {{" in generated, op.name.value
+            kind = op.operation.value.capitalize()  # Query, Mutation
+            assert f"export type {op.name.value}{kind}Variables = Exact<{{" in generated, op.name.value
+            assert f"export type {op.name.value}{kind} = {{" in generated, op.name.value
     # Scalars and enums come out typed (codegen.yml maps every custom scalar: strictScalars).
     assert "createdAt: string" in generated
     assert re.search(r"export type LeadStatus =\s+(/\*\*.*\*/\s+)?\| 'BLACKLISTED'", generated)
@@ -203,6 +204,23 @@ def nodes_by_ids(gw, token, rows):
                     to_global_id("Lead", 1)]}, check
 
 
+def create_lead(gw, token, rows):
+    campaign = next(r["campaign"] for r in rows if r["campaign"])
+
+    def check(data):
+        created = data["createLead"]
+        assert created["userErrors"] == []
+        lead = created["lead"]
+        assert (lead["phoneNumber"], lead["customerName"], lead["status"]) == ("+19995550142", "Ada Lovelace", "CREATED")
+        assert lead["campaign"] == {"databaseId": campaign["id"], "name": campaign["name"]}
+        listed = gw.gql("{ leads(last: 1) { totalCount edges { cursor node { databaseId } } } }", token=token)
+        assert listed["data"]["leads"]["totalCount"] == len(rows) + 1
+        assert listed["data"]["leads"]["edges"] == [{"cursor": created["leadEdge"]["cursor"],
+                                                     "node": {"databaseId": lead["databaseId"]}}]
+    return {"input": {"phoneNumber": "+1 999 555 0142", "campaignId": campaign["id"], "customerName": "Ada Lovelace",
+                      "email": "ada@example.com", "idempotencyKey": f"example-{token}"}}, check
+
+
 #: example file -> (gateway, token, the tenant's rows) -> (variables, check of `data`)
 RUNS: dict[str, Callable] = {
     "leads-page.graphql": leads_page,
@@ -213,6 +231,7 @@ RUNS: dict[str, Callable] = {
     "campaign-with-leads.graphql": campaign_with_leads,
     "node-by-id.graphql": node_by_id,
     "nodes-by-ids.graphql": nodes_by_ids,
+    "create-lead.graphql": create_lead,
 }
 
 
