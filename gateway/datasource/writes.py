@@ -35,8 +35,9 @@ from datetime import UTC, datetime, timedelta
 from gateway.datasource.cache import PageCache
 from gateway.datasource.cache.codec import decode_lead, encode_lead
 from gateway.datasource.cache.keys import KeyMaker
+from gateway.datasource.cache.stores import holding
 from gateway.datasource.client import Created, LeadsAPI, PageRequest, Refused, Unknown
-from gateway.errors import GatewayError, UpstreamTimeout, error_from_note
+from gateway.errors import GatewayError, UpstreamBadResponse, UpstreamTimeout
 from gateway.leads.filter import ListFilter
 from gateway.leads.pagination import PageRef
 from gateway.leads.records import LeadRecord
@@ -237,7 +238,7 @@ class LeadWriter:
         owner = secrets.token_hex(8)
         while True:
             record = await store.get_record(record_key)
-            if record is not None and (record.get("state") == "done" or record.get("fp") != lead.fingerprint):
+            if _final(record, lead):
                 return self._replay(record, lead)
             if not store.shared or await store.try_lease(record_key, owner, LEASE_SECONDS):
                 break
@@ -246,10 +247,9 @@ class LeadWriter:
                 raise UpstreamTimeout("A createLead call with this idempotencyKey is still running; retry with the "
                                       "same key to get its outcome.", outcome="UNKNOWN")
             await asyncio.sleep(POLL_SECONDS)
-        renew = asyncio.get_running_loop().create_task(self._renew(record_key, owner)) if store.shared else None
-        try:
+        async with holding(store, record_key, owner, LEASE_SECONDS) if store.shared else contextlib.nullcontext():
             record = await store.get_record(record_key)  # again, now that this call holds the key
-            if record is not None and (record.get("state") == "done" or record.get("fp") != lead.fingerprint):
+            if _final(record, lead):
                 return self._replay(record, lead)
             look_since = float(record["started"]) if record is not None and "started" in record else None
             started = look_since if look_since is not None else time.time()
@@ -272,10 +272,6 @@ class LeadWriter:
                 done["problems"] = [[list(p.field) if p.field else None, p.message, p.code] for p in result.problems]
             await store.put_record(record_key, done, IDEMPOTENCY_SECONDS)
             return result
-        finally:
-            if renew is not None:
-                renew.cancel()
-                await store.release_lease(record_key, owner)
 
     def _replay(self, record: dict, lead: NewLead) -> WriteResult:
         if record.get("fp") != lead.fingerprint:
@@ -297,15 +293,8 @@ class LeadWriter:
             except (TypeError, ValueError):
                 continue
         if not problems:
-            raise error_from_note({"message": "The stored outcome of this idempotencyKey is unreadable.",
-                                   "extensions": {"code": "UPSTREAM_BAD_RESPONSE"}})
+            raise UpstreamBadResponse("The stored outcome of this idempotencyKey is unreadable.")
         return WriteResult(problems=tuple(problems), replayed=True)
-
-    async def _renew(self, key: str, owner: str) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            while True:
-                await asyncio.sleep(LEASE_SECONDS / 3)
-                await self.cache.store.renew_lease(key, owner, LEASE_SECONDS)
 
     async def close(self, grace: float = CLOSE_GRACE) -> None:
         """Let writes still running (their clients may have left) finish for up to ``grace`` seconds: one cut
@@ -314,6 +303,11 @@ class LeadWriter:
             await asyncio.wait(list(self._running), timeout=grace)
         for task in list(self._running):
             task.cancel()
+
+
+def _final(record: dict | None, lead: NewLead) -> bool:
+    """A record that answers this call at once: a settled outcome, or the key used with another input."""
+    return record is not None and (record.get("state") == "done" or record.get("fp") != lead.fingerprint)
 
 
 def _unknown_error(error: GatewayError, allow_duplicate: bool, looked: GatewayError | None = None) -> GatewayError:

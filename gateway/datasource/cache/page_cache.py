@@ -20,7 +20,6 @@ caller unreachable at once, on every instance sharing the store. Other callers' 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -32,6 +31,7 @@ from gateway.observability import scope as request_scope
 from gateway.datasource.cache.codec import Entry
 from gateway.datasource.cache.keys import KeyMaker
 from gateway.datasource.cache.singleflight import SingleFlight
+from gateway.datasource.cache.stores import holding
 from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable, error_from_note, error_to_note
 from gateway.leads.filter import ListFilter
 from gateway.leads.pagination import PageRef
@@ -208,22 +208,13 @@ class PageCache:
             # The lease ended with neither a page nor a failure (its holder died): try to take it over.
 
     async def _fetch_as_holder(self, key: str, group: str, fetch: Fetch, owner: str) -> Entry:
-        renew = asyncio.get_running_loop().create_task(self._renew(key, owner))
-        try:
-            return await self._fetch_and_put(key, group, fetch)
-        except GatewayError as exc:
-            await self.store.put_failure(key, {**error_to_note(exc), "at": time.time()}, FAILURE_NOTE_SECONDS)
-            raise
-        finally:
-            renew.cancel()
-            # Released after the page (or the failure) is stored, so no waiter sees an empty handover.
-            await self.store.release_lease(key, owner)
-
-    async def _renew(self, key: str, owner: str) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            while True:
-                await asyncio.sleep(self.lease_seconds / 3)
-                await self.store.renew_lease(key, owner, self.lease_seconds)
+        # The lease is released after the page (or the failure) is stored, so no waiter sees an empty handover.
+        async with holding(self.store, key, owner, self.lease_seconds):
+            try:
+                return await self._fetch_and_put(key, group, fetch)
+            except GatewayError as exc:
+                await self.store.put_failure(key, {**error_to_note(exc), "at": time.time()}, FAILURE_NOTE_SECONDS)
+                raise
 
     async def _fetch_and_put(self, key: str, group: str, fetch: Fetch) -> Entry:
         entry = Entry(await fetch(), time.time())

@@ -271,6 +271,24 @@ class RedisStore:
         await self._redis.aclose()
 
 
+@contextlib.asynccontextmanager
+async def holding(store, key: str, owner: str, seconds: float):
+    """Around the work of a lease's holder (the lease on ``key`` already taken by ``owner``): renewed every
+    third of ``seconds`` while the block runs, released when it ends, after whatever the block stored."""
+    async def renew() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            while True:
+                await asyncio.sleep(seconds / 3)
+                await store.renew_lease(key, owner, seconds)
+
+    renewing = asyncio.get_running_loop().create_task(renew())
+    try:
+        yield
+    finally:
+        renewing.cancel()
+        await store.release_lease(key, owner)
+
+
 class ResilientStore:
     """Redis, falling back to a process-local ``MemoryStore`` while Redis is unreachable.
 
