@@ -77,6 +77,12 @@ class Settings:
     cors_origins: tuple[str, ...] = ()  # allowed browser origins; empty: same-origin only
     # Shutdown.
     shutdown_grace: float = 20.0  # seconds in-flight requests get to finish after SIGTERM
+    # Live data (subscriptions, datasource/live/): seconds between two upstream polls of one watched window.
+    live_interval: float = 5.0
+    live_max_per_connection: int = 25  # subscriptions one WebSocket connection may hold
+    live_max_per_caller: int = 200  # subscriptions one caller may hold on one instance, all transports
+    live_init_timeout: float = 10.0  # seconds a WebSocket may stay open without `connection_init`
+    live_keepalive: float = 15.0  # seconds between keep-alive pings (WebSocket pings, SSE/multipart heartbeats)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -128,6 +134,12 @@ class Settings:
             fast_execution=_flag(env, "GATEWAY_FAST_EXECUTION", True),
             cors_origins=tuple(o.strip() for o in env.get("GATEWAY_CORS_ORIGINS", "").split(",") if o.strip()),
             shutdown_grace=_number(env, "GATEWAY_SHUTDOWN_GRACE", 20.0, minimum=0),
+            live_interval=_number(env, "GATEWAY_LIVE_INTERVAL", 5.0, minimum=1),
+            live_max_per_connection=int(_number(env, "GATEWAY_LIVE_MAX_PER_CONNECTION", 25, minimum=1,
+                                                integer=True)),
+            live_max_per_caller=int(_number(env, "GATEWAY_LIVE_MAX_PER_CALLER", 200, minimum=1, integer=True)),
+            live_init_timeout=_number(env, "GATEWAY_LIVE_INIT_TIMEOUT", 10.0, minimum=0.1),
+            live_keepalive=_number(env, "GATEWAY_LIVE_KEEPALIVE", 15.0, minimum=1),
         )
         if not s.upstream_url.startswith(("http://", "https://")):
             raise ConfigError(f"GATEWAY_UPSTREAM_URL must be an http(s) URL, got {s.upstream_url!r}")

@@ -30,6 +30,7 @@ from gateway.config import Settings
 from gateway.datasource.cache import PageCache, Served, build_page_cache
 from gateway.datasource.client import LeadsAPI, PageRequest
 from gateway.datasource.http_client import build_client
+from gateway.datasource.live import LiveHub, build_bus
 from gateway.datasource.traffic import TrafficControl
 from gateway.datasource.reader import LeadReader, LookupResult, Placed, Window
 from gateway.datasource.writes import LeadWriter, WriteResult
@@ -58,6 +59,7 @@ class LeadsSources:
         self.api = api
         self.cache = cache
         self.writer: LeadWriter | None = None
+        self.live: LiveHub | None = None
 
     async def start(self) -> None:
         """Open the pooled upstream client (keep-alive connections shared by every request) and the cache."""
@@ -69,8 +71,17 @@ class LeadsSources:
         if self.cache is None:
             self.cache = build_page_cache(s, self.stats)
         self.writer = LeadWriter(self.api, self.cache, self.stats)
+        bus = build_bus(s)
+        self.live = LiveHub(self, interval=s.live_interval, max_per_caller=s.live_max_per_caller, bus=bus,
+                            stats=self.stats)
+        self.stats.live = self.live
+        if not bus.shared:  # with Redis, writes reach the hub from the generations channel, on every instance
+            self.cache.listeners.append(self.live.poke)
+        self.live.start()
 
     async def close(self) -> None:
+        if self.live is not None:
+            await self.live.close()
         if self.writer is not None:
             await self.writer.close(grace=self.settings.upstream_timeout)
         if self.cache is not None:

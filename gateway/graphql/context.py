@@ -8,6 +8,7 @@ whether the caller is refused upstream calls right now (so that the view refuses
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass, field
 
 from strawberry.dataloader import DataLoader
@@ -23,6 +24,12 @@ class GatewayContext:
 
     source: LeadsSource
     max_page_size: int
+    # Live transports (subscriptions): what a new source per event needs, and this connection's bound.
+    sources: LeadsSources | None = None
+    token: str | None = None
+    max_subscriptions: int = 0
+    subscriptions: int = 0  # open on this connection (a WebSocket's; one SSE or multipart request's)
+    connection_params: dict | None = None  # a WebSocket's `connection_init` payload (strawberry sets it)
     # Lookups by id from every resolver of one operation (``node``, ``nodes``, federation entities) share
     # one scan of the caller's list.
     lead_loader: DataLoader[int, LeadRecord | None] = field(init=False)
@@ -37,6 +44,18 @@ class GatewayContext:
     def warnings(self) -> list[dict]:
         """The operation's warnings, for ``extensions.warnings`` of the response."""
         return self.source.warnings
+
+    def connect(self, token: str | None) -> None:
+        """A WebSocket's caller, once its `connection_init` named it."""
+        self.token = token
+        self.renew()
+
+    def renew(self) -> None:
+        """A fresh source for the next event of a subscription: each event reads under the caller's scope of
+        the moment (a write in between is seen) and keeps nothing of the previous one."""
+        self.release()
+        self.source = self.sources.open(self.token, deadline=time.monotonic() + self.sources.settings.request_timeout)
+        self.lead_loader = DataLoader(load_fn=functools.partial(_load_leads, self.source))
 
     def release(self) -> None:
         """The operation is answered: drop what it read (pages, looked-up leads) now, not at the cyclic
@@ -67,6 +86,12 @@ class ContextFactory:
     def refusal(self, caller: str) -> GatewayError | None:
         """Whether the caller is refused upstream calls right now (see ``LeadsSources.refusal``)."""
         return self.sources.refusal(caller)
+
+    def live(self, token: str | None = None) -> GatewayContext:
+        """The context of a WebSocket connection (its token comes with `connection_init`), or of one SSE or
+        multipart subscription request."""
+        return GatewayContext(self.sources.open(token), self.max_page_size, sources=self.sources, token=token,
+                              max_subscriptions=self.sources.settings.live_max_per_connection)
 
     def create(self, token: str | None, *, fresh: bool, deadline: float | None,
                scope: str | None = None) -> GatewayContext:

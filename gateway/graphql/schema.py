@@ -23,6 +23,7 @@ from gateway.graphql.execution.lean import lean_resolvers
 from gateway.graphql.mutation import Mutation
 from gateway.graphql.query import Query
 from gateway.graphql.scalars import SCALAR_OVERRIDES
+from gateway.graphql.subscription import Subscription
 from gateway.graphql.types import Campaign, Lead
 
 log = logging.getLogger("gateway.errors")
@@ -70,7 +71,7 @@ def build_schema(settings: Settings | None = None) -> GatewaySchema:
         if settings.document_cache_bytes > 0 and checked.hooks:  # after the limits: they run on every request
             documents = DocumentCache(settings.document_cache_bytes)
             extensions.append(documents.extension())
-    built = GatewaySchema(query=Query, mutation=Mutation, types=[Lead, Campaign], scalar_overrides=SCALAR_OVERRIDES,
+    built = GatewaySchema(query=Query, mutation=Mutation, subscription=Subscription, types=[Lead, Campaign], scalar_overrides=SCALAR_OVERRIDES,
                           extensions=extensions, federation_version="2.5",
                           execution_context_class=FastExecutionContext if fast else None)
     built.documents = documents

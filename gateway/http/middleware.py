@@ -87,14 +87,15 @@ def _header(scope, name: bytes) -> str | None:
 class GraphQLFirst:
     """The innermost middleware: ``/graphql`` goes straight to its view, past Starlette's exception
     middleware, router and route (a sixth of the CPU of an answer from the result cache); the view
-    answers every error itself. Every other path takes the normal way."""
+    answers every error itself; a WebSocket to ``/graphql`` is a subscription connection (``live.py``).
+    Every other path takes the normal way."""
 
     def __init__(self, app, *, view) -> None:
         self.app = app
         self.view = view
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] in ("http", "websocket"):
             path, root = scope["path"], scope.get("root_path", "")
             if (path[len(root):] if root and path.startswith(root) else path) == "/graphql":
                 return await self.view(scope, receive, send)

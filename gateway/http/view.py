@@ -56,6 +56,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import timedelta
 
 from graphql import GraphQLError, parse
 from starlette.requests import Request
@@ -64,6 +65,7 @@ from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.graphql import OperationType
 
 from gateway.observability import scope as request_scope
@@ -90,6 +92,7 @@ from gateway.http.protocol import (
     wants_html,
 )
 from gateway.http.impatience import Impatience
+from gateway.http.live import SUBSCRIPTION_ONLY, TransportWSHandler, stream_response, stream_transport
 from gateway.http.ratelimit import RateLimiter
 from gateway.http.result_cache import ResultCache, result_key
 from gateway.observability.metrics import Stats
@@ -103,8 +106,15 @@ EXECUTED, REQUEST_ERROR, INTERNAL = "executed", "request-error", "internal"
 class GatewayGraphQL(GraphQL):
     """strawberry's ASGI view, with the gateway's context, limits, HTTP rules and GraphiQL page."""
 
+    graphql_transport_ws_handler_class = TransportWSHandler
+
     def __init__(self, settings: Settings, contexts: ContextFactory, stats: Stats) -> None:
-        super().__init__(build_schema(settings), graphql_ide="graphiql" if settings.graphiql else None)
+        super().__init__(build_schema(settings), graphql_ide="graphiql" if settings.graphiql else None,
+                         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+                         connection_init_wait_timeout=timedelta(seconds=settings.live_init_timeout),
+                         # the gateway's own bound (graphql/subscription.py) answers with a code
+                         max_subscriptions_per_connection=None,
+                         allowed_origins=settings.cors_origins)
         self.settings = settings
         self.contexts = contexts
         self.stats = stats
@@ -112,6 +122,10 @@ class GatewayGraphQL(GraphQL):
         self.results = ResultCache(max_bytes=settings.result_cache_bytes, ttl=settings.cache_ttl)
         self.rate_limiter = RateLimiter.from_settings(settings)  # None: no GATEWAY_RATE_LIMIT
         self.impatience = Impatience()
+
+    async def get_context(self, request, response=None):  # type: ignore[override]
+        """A WebSocket connection's context (only WebSockets reach strawberry's own handling)."""
+        return self.contexts.live()
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:  # type: ignore[override]
         return HTMLResponse(graphiql_html(demo=self.settings.demo_token is not None))
@@ -150,6 +164,9 @@ class GatewayGraphQL(GraphQL):
         is_get = method in ("GET", "HEAD")
         if is_get and "query" not in request.query_params and self.graphql_ide and wants_html(accept):
             return await self.render_graphql_ide(request)
+        transport = stream_transport(accept, self.settings.live_keepalive)
+        if transport is not None:
+            return await self.run_stream(request, transport, is_get)
         media = negotiate(accept)
         if media is None:
             raise HTTPError(406, "NOT_ACCEPTABLE",
@@ -172,6 +189,27 @@ class GatewayGraphQL(GraphQL):
         params = params_from_object(data)
         await self.limit_rate(request, 1)
         return await self.run_single(request, params, allowed, media, deadline)
+
+    async def run_stream(self, request: Request, transport, is_get: bool) -> Response:
+        """A subscription over SSE or multipart (``live.py``): rate-limited and checked like any request."""
+        if is_get:
+            params = params_from_query_string(request.query_params)
+        else:
+            check_content_type(request.headers.get("content-type"))
+            data = decode_json(await read_body(request, self.settings.max_body_bytes))
+            if isinstance(data, list):
+                raise bad_request("Batches cannot be streamed: send one subscription per request.")
+            params = params_from_object(data)
+        await self.limit_rate(request, 1)
+        errors = check_document(params.query, self.limits)
+        if errors:
+            return self.json_response({"errors": [e.formatted for e in errors]}, 400, GRAPHQL_RESPONSE_JSON)
+        context = self.contexts.live(bearer_token(request, self.settings.demo_token))
+        results = await self.schema.stream(params.query, variable_values=params.variables, context_value=context,
+                                           operation_name=params.operation_name, operation_extensions=params.extensions,
+                                           allowed_operation_types=SUBSCRIPTION_ONLY)
+        return await stream_response(results, transport, keepalive=self.settings.live_keepalive,
+                                     media_error=GRAPHQL_RESPONSE_JSON)
 
     async def limit_rate(self, request: Request, cost: int) -> None:
         """Count the request against its caller's rate (a batch: one per operation); over it, 429."""

@@ -57,6 +57,12 @@ class Stats:
     # replayed (an idempotency key's first outcome), refused (userErrors), unknown, failed.
     lead_writes: Counter = field(default_factory=Counter)
     invalidations: int = 0  # callers' cached data dropped by a write (one generation bump each)
+    # Live data (datasource/live/): polls made by this process, those that failed, states handed to
+    # subscribers; the gauges are read from the hub when scraped (``live``).
+    live_polls: int = 0
+    live_poll_failures: int = 0
+    live_pushes: int = 0
+    live: object | None = None
     operation_names: set = field(default_factory=set)
 
     def count_operation(self, operation: str | None, outcome: str) -> None:
@@ -131,6 +137,7 @@ class GatewayCollector:
                                             "answers a write made stale (one generation bump each).")
         invalidations.add_metric([], s.invalidations)
         yield invalidations
+        yield from self._live()
         stale = CounterMetricFamily("leads_gateway_cache_stale_served", "Expired pages served, by reason.",
                                     labels=["reason"])
         for reason in ("revalidating", "upstream-error"):
@@ -148,6 +155,25 @@ class GatewayCollector:
         cache_up.add_metric([store.backend], 1 if store.state == "up" else 0)
         yield cache_up
 
+
+    def _live(self):
+        s = self.stats
+        for name, doc, value in (
+            ("leads_gateway_live_polls", "Upstream polls of watched windows made by this process.", s.live_polls),
+            ("leads_gateway_live_poll_failures", "Polls of watched windows that failed.", s.live_poll_failures),
+            ("leads_gateway_live_pushes", "States handed to subscribers (a change, or the first state).",
+             s.live_pushes),
+        ):
+            c = CounterMetricFamily(name, doc)
+            c.add_metric([], value)
+            yield c
+        hub = s.live
+        if hub is not None:
+            yield _gauge("leads_gateway_live_subscriptions", "Subscriptions open on this process.", hub.subscribers)
+            yield _gauge("leads_gateway_live_groups", "Watched windows (caller, filter, window) served here.",
+                         hub.groups)
+            yield _gauge("leads_gateway_live_polling_groups", "Watched windows this process polls (holds the "
+                         "lease of).", hub.polling())
 
     def _traffic(self):
         """Tenant isolation: outcome classes, refusals, breakers, the fair share's queue and limit."""
@@ -198,6 +224,12 @@ class GatewayCollector:
             g = GaugeMetricFamily(name, doc)
             g.add_metric([], value)
             yield g
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    g = GaugeMetricFamily(name, doc)
+    g.add_metric([], value)
+    return g
 
 
 def metrics_registry(stats: Stats, traffic, cache, rate_limiter=None) -> CollectorRegistry:

@@ -27,7 +27,7 @@ def test_checked_in_schema_is_what_the_code_prints():
 
 
 # The contract and every extension of it the gateway implements (writes: issue 13).
-CONTRACTS = ("contract.graphql", "contract-writes.graphql")
+CONTRACTS = ("contract.graphql", "contract-writes.graphql", "contract-live.graphql")
 
 
 def test_schema_honours_the_contract():

@@ -77,6 +77,8 @@ class PageCache:
         # process, so lookups by id (node, lead, federation entities) find them without scanning the list
         # again; only for the scope they were served under (a write's new generation starts afresh).
         self._seen: OrderedDict[str, tuple[str, OrderedDict[int, tuple[LeadRecord, float]]]] = OrderedDict()
+        # Told the bare caller after each of its invalidations by this process (live pollers poll at once).
+        self.listeners: list[Callable[[str], None]] = []
 
     @property
     def keep_for(self) -> float:
@@ -95,6 +97,8 @@ class PageCache:
         generation = await self.store.bump(caller)
         self.stats.invalidations += 1
         self._seen.pop(caller, None)  # unreachable now: free it at once
+        for listener in self.listeners:
+            listener(caller)
         return KeyMaker.scope(caller, generation)
 
     # Below, ``caller`` is a caller's scope (``scope()``), not its bare HMAC.

@@ -1,0 +1,75 @@
+"""The ``Subscription`` root type (``contract-live.graphql``): live ``leads`` windows and ``lead``s.
+
+Arguments are checked, and the subscription admitted, before anything is watched: a bad argument, a missing
+token or a bound reached is an error result, not a stream. Then every state the caller's poller group
+yields (``datasource/live/``) becomes one event, with a fresh source for the fields nested under it; a final
+state (the upstream refused the token, or the first read failed) is the last event, as a field error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Annotated
+
+import strawberry
+
+from gateway.datasource.live import LeadWatch, WindowWatch
+from gateway.errors import GatewayError, RateLimited
+from gateway.graphql.context import GatewayContext
+from gateway.graphql.inputs import AfterArg, FilterArg, FirstArg, to_filter
+from gateway.graphql.types import Lead, LeadConnection
+from gateway.leads.pagination import resolve_window
+
+
+def _admit(ctx: GatewayContext) -> tuple[str, str]:
+    """The caller (``UNAUTHENTICATED`` without a token) and its token, once the connection's bound allows one more."""
+    caller = ctx.source.caller
+    if ctx.subscriptions >= ctx.max_subscriptions:
+        raise RateLimited(f"This connection has {ctx.subscriptions} subscriptions, the most it may hold: end one "
+                          "first, or open another connection.", retryAfter=1, reason="SUBSCRIPTIONS_PER_CONNECTION",
+                          limit=ctx.max_subscriptions)
+    ctx.sources.live.check(caller)
+    return caller, ctx.token
+
+
+async def _events(ctx: GatewayContext, caller: str, token: str, watch, convert: Callable) -> AsyncIterator:
+    ctx.subscriptions += 1
+    try:
+        async with ctx.sources.live.subscribe(token, caller, watch) as states:
+            async for state in states:
+                if isinstance(state.value, GatewayError):
+                    yield state.value  # the field's error; the subscription ends after it
+                    return
+                ctx.renew()
+                yield convert(state.value)
+    finally:
+        ctx.subscriptions -= 1
+
+
+@strawberry.type(description="Live data: each field sends its value at once, then again whenever it changes "
+                             "(the gateway polls the upstream once per GATEWAY_LIVE_INTERVAL for all "
+                             "subscribers of the same caller and arguments).")
+class Subscription:
+    @strawberry.subscription(description="Live Query.leads: the window is sent at once, then again each time "
+                                         "anything in it changes (a lead's fields, leads entering or leaving the "
+                                         "window, totalCount, pageInfo). Nothing is sent while it stays the same.")
+    async def leads(self, info: strawberry.Info, filter: FilterArg = None, first: FirstArg = None,
+                    after: AfterArg = None) -> AsyncGenerator[LeadConnection, None]:
+        ctx: GatewayContext = info.context
+        lead_filter = to_filter(filter, None)
+        request = resolve_window(first=first, after=after, last=None, before=None,
+                                 fingerprint=lead_filter.fingerprint, max_size=ctx.max_page_size)
+        caller, token = _admit(ctx)
+        return _events(ctx, caller, token, WindowWatch(lead_filter, request),
+                       lambda window: LeadConnection.from_window(window, request.size))
+
+    @strawberry.subscription(description="Live Query.lead: sent at once, then whenever the lead changes; null "
+                                         "once it is gone. Found once in the caller's list, then watched with a "
+                                         "filter on its phone number, campaign and creation day.")
+    async def lead(self, info: strawberry.Info,
+                   database_id: Annotated[int, strawberry.argument(description="The upstream lead id.")]
+                   ) -> AsyncGenerator[Lead | None, None]:
+        ctx: GatewayContext = info.context
+        caller, token = _admit(ctx)
+        return _events(ctx, caller, token, LeadWatch(database_id),
+                       lambda record: Lead.from_record(record) if record is not None else None)

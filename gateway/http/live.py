@@ -1,0 +1,146 @@
+"""The live transports at ``/graphql``: GraphQL over SSE (distinct connections), Apollo's multipart
+subscriptions and the WebSocket protocol ``graphql-transport-ws``.
+
+strawberry implements the three; this module only fits them to the gateway:
+
+- SSE and multipart (``stream_response``): the view picks them by ``Accept`` (strawberry's own transports
+  encode the events and the heartbeats, every ``GATEWAY_LIVE_KEEPALIVE`` seconds). Only subscriptions travel
+  there (a query or mutation is a request error: POST it as JSON, where the result cache, the write rules
+  and the rate limit apply). A request error (parse, validation, limits, an operation that is not a
+  subscription) answers as JSON, 400, before any stream; an error of the subscription itself (bad argument,
+  no token, a bound reached) is one ``next`` event, then ``complete``. Nothing below is kept once the
+  client goes: the stream is closed, which ends the subscription and, with its last subscriber, its poller.
+- WebSocket (``TransportWSHandler``): the token comes in ``connection_init``'s payload
+  (``{"Authorization": "Bearer <token>"}``); none, or a malformed one: closed with 4401. An event whose error
+  says the upstream refused the token (``UNAUTHENTICATED``, ``FORBIDDEN``) is sent, then the socket is closed
+  with 4401 or 4403. Keep-alive is uvicorn's WebSocket ping (``ws_ping_interval``); no ``connection_init``
+  within ``GATEWAY_LIVE_INIT_TIMEOUT``: closed with 4408 (strawberry).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator
+
+from graphql import GraphQLError
+from starlette.responses import Response, StreamingResponse
+from strawberry.http.streaming import (
+    HTTPStreamTransport,
+    MultipartSubscriptionTransport,
+    SSETransport,
+    merge_stream_with_heartbeat,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
+
+from gateway.http.protocol import encode_json
+
+SUBSCRIPTION_ONLY = (OperationType.SUBSCRIPTION,)
+
+
+def stream_transport(accept: str | None, keepalive: float) -> HTTPStreamTransport | None:
+    """SSE for ``Accept: text/event-stream``, multipart for ``multipart/mixed;subscriptionSpec=1.0``, else None."""
+    if not accept:
+        return None
+    multipart = MultipartSubscriptionTransport()
+    if any(multipart.accepts(part.strip()) for part in accept.split(",")):
+        multipart.heartbeat_interval = keepalive
+        return multipart
+    sse = SSETransport(heartbeat_interval=keepalive)
+    return sse if sse.accepts(accept) else None
+
+
+def result_body(result) -> dict:
+    """One event's GraphQL response."""
+    body: dict = {"data": result.data}
+    if result.errors:
+        body["errors"] = [e.formatted for e in result.errors]
+        _drop_tracebacks(result.errors)
+    if result.extensions:
+        body["extensions"] = result.extensions
+    return body
+
+
+async def stream_response(results: AsyncGenerator, transport: HTTPStreamTransport, *, keepalive: float,
+                          media_error: str) -> Response:
+    """Answer a started stream: its request error as JSON 400, or every result as an event."""
+    try:
+        first = await anext(results)
+    except StopAsyncIteration:
+        first = None
+    if isinstance(first, PreExecutionError):
+        await results.aclose()
+        body = {"errors": [e.formatted for e in first.errors or ()]}
+        return Response(encode_json(body), status_code=400, media_type=f"{media_error}; charset=utf-8")
+
+    def encode(value) -> str:
+        return encode_json(value).decode()
+
+    async def events() -> AsyncGenerator[str, None]:
+        async with contextlib.aclosing(results):  # the client left: the subscription ends, and its poller
+            if first is not None:
+                yield transport.encode_next(result_body(first), encode)
+                async for result in results:
+                    yield transport.encode_next(result_body(result), encode)
+        yield transport.encode_complete()
+
+    stream = merge_stream_with_heartbeat(events, lambda: transport.heartbeat_message(encode), interval=keepalive,
+                                         send_initial_heartbeat=transport.send_initial_heartbeat)
+    return StreamingResponse(stream(), status_code=200, headers=dict(transport.headers))
+
+
+def not_a_subscription(error: Exception) -> dict:
+    return {"errors": [{"message": "Only subscriptions are served as a stream: send queries and mutations as a "
+                                   "plain POST.", "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]}
+
+
+_CLOSE_FOR = {"UNAUTHENTICATED": (4401, "Unauthorized"), "FORBIDDEN": (4403, "Forbidden")}
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler):
+    """strawberry's ``graphql-transport-ws``, with the caller's token taken from ``connection_init``."""
+
+    async def handle_connection_init(self, message) -> None:
+        payload = message.get("payload")
+        if isinstance(payload, dict) and not self.connection_init_received:
+            token = token_from_params(payload, self.view.settings.demo_token)
+            if token is None:
+                await self.websocket.close(code=4401, reason="Unauthorized: send {\"Authorization\": \"Bearer "
+                                                             "<token>\"} as the connection_init payload")
+                return
+            self.context.connect(token)
+        await super().handle_connection_init(message)
+
+    async def send_message(self, message) -> None:
+        await super().send_message(message)
+        if message.get("type") == "next":
+            for error in (message.get("payload") or {}).get("errors") or ():
+                close = _CLOSE_FOR.get((error.get("extensions") or {}).get("code"))
+                if close is not None:  # the upstream refused the token: it is the connection's
+                    await self.websocket.close(code=close[0], reason=close[1])
+                    return
+
+
+def token_from_params(payload: dict, demo_token: str | None) -> str | None:
+    """The bearer token of a ``connection_init`` payload (``Authorization``, any case; also under ``headers``,
+    as some clients nest it); ``demo_token`` stands in for a missing one in ``--demo`` mode."""
+    values = {k.lower(): v for k, v in payload.items() if isinstance(k, str)}
+    header = values.get("authorization")
+    if header is None and isinstance(values.get("headers"), dict):
+        header = {k.lower(): v for k, v in values["headers"].items() if isinstance(k, str)}.get("authorization")
+    if header is None:
+        return demo_token
+    if not isinstance(header, str):
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _drop_tracebacks(errors: list[GraphQLError]) -> None:
+    for error in errors:
+        error.__traceback__ = None
+        if error.original_error is not None:
+            error.original_error.__traceback__ = None
