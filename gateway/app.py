@@ -4,8 +4,11 @@ the Starlette app routes requests and runs the lifespan that opens and closes th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,6 +26,31 @@ from gateway.http.view import GatewayGraphQL
 from gateway.observability.metrics import CONTENT_TYPE, Stats, metrics_registry, render
 
 
+def _before_signals(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback`` on SIGTERM/SIGINT before the server's own handler (uvicorn's, which starts its
+    graceful shutdown); returns what restores the handlers. Only the main thread has signals (servers run in
+    a thread by tests call ``app.state.drain`` themselves: ``serving.RunningServer.stop``)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        handler = previous[sig] = signal.getsignal(sig)
+
+        def chained(number, frame, handler=handler):
+            callback()
+            if callable(handler):
+                handler(number, frame)
+
+        signal.signal(sig, chained)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, handler)
+
+    return restore
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     stats = Stats()
@@ -33,10 +61,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await sources.start()
         app.state.metrics = metrics_registry(stats, sources.traffic, sources.cache, graphql.rate_limiter)
+        loop = asyncio.get_running_loop()
+        # Shutdown begins: subscriptions end now, so that their streams close (WebSockets get uvicorn's 1012,
+        # SSE and multipart a `complete`) instead of holding the server until its grace period runs out.
+        app.state.drain = lambda: loop.call_soon_threadsafe(sources.live.drain)
+        restore = _before_signals(app.state.drain)
         app.state.ready = True
         try:
             yield
         finally:
+            restore()
             app.state.ready = False
             await sources.close()
             if graphql.rate_limiter is not None:

@@ -50,6 +50,8 @@ def _serve(args: argparse.Namespace) -> int:
                 # Longer than the idle timeouts of common clients and load balancers (60 s): closing an idle
                 # connection just as a client reuses it resets its request (seen in the soak test at 5 s).
                 timeout_keep_alive=75,
+                # WebSocket keep-alive: a ping every GATEWAY_LIVE_KEEPALIVE seconds, a peer silent as long is gone
+                ws_ping_interval=settings.live_keepalive, ws_ping_timeout=settings.live_keepalive,
                 proxy_headers=False, server_header=False)
     return 0
 
@@ -62,11 +64,13 @@ def _demo_options(args: argparse.Namespace):
     are both in force (both flags, or both variables), the single fault wins (see DemoOptions).
     ``--token-fault``, ``--token-latency`` and ``--token-write-fault`` entries extend ``DEMO_TOKEN_FAULTS``,
     ``DEMO_TOKEN_LATENCY_MS`` and ``DEMO_TOKEN_WRITE_FAULTS``; for a token in both, the flag wins.
-    ``--write-fault`` and ``--write-fault-times`` replace ``DEMO_WRITE_FAULT`` and ``DEMO_WRITE_FAULT_TIMES``.
+    ``--write-fault`` and ``--write-fault-times`` replace ``DEMO_WRITE_FAULT`` and ``DEMO_WRITE_FAULT_TIMES``,
+    ``--live-changes`` and ``--live-change-count`` replace ``DEMO_LIVE_CHANGES`` and ``DEMO_LIVE_CHANGE_COUNT``.
     """
     from gateway.demo.app import (
         main_options_from_env,
         parse_fault_mix,
+        parse_live_changes,
         parse_token_faults,
         parse_token_latency_ms,
         parse_token_write_faults,
@@ -95,6 +99,12 @@ def _demo_options(args: argparse.Namespace):
             options.write_fault = args.write_fault
         if args.write_fault_times is not None:
             options.write_fault_times = args.write_fault_times
+        if args.live_changes is not None:
+            options.live_changes = parse_live_changes(args.live_changes, "--live-changes")
+        if args.live_change_count is not None:
+            if args.live_change_count < 1:
+                raise ValueError(f"--live-change-count must be a whole number >= 1, got {args.live_change_count}")
+            options.live_change_count = args.live_change_count
         # Repeatable flags, each TOKEN=VALUE (or several, comma-separated): parsed together, so a token
         # given twice on the command line is an error, as it is in the variable.
         for flag, given, parse, attribute in (
@@ -154,6 +164,11 @@ def _demo_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--write-fault-times", type=int, metavar="N",
                        help="only the next N POSTs that would get a write fault get it (default: all; "
                             "DEMO_WRITE_FAULT_TIMES)")
+    group.add_argument("--live-changes", metavar="SECONDS",
+                       help="every SECONDS, move random leads of every token seen one status further, with "
+                            "updated_at now (default: never; DEMO_LIVE_CHANGES)")
+    group.add_argument("--live-change-count", type=int, metavar="N",
+                       help="leads moved per round and token with --live-changes (default 1; DEMO_LIVE_CHANGE_COUNT)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,10 @@ class RunningServer:
         return f"http://{host}:{self.port}"
 
     def stop(self, timeout: float = 10.0) -> None:
+        # As a SIGTERM would (gateway/app.py): open subscriptions end first, so their streams do not hold the server.
+        drain = getattr(getattr(self.server.config.app, "state", None), "drain", None)
+        if callable(drain):
+            drain()
         self.server.should_exit = True
         self.thread.join(timeout)
 

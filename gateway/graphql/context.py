@@ -41,6 +41,11 @@ class GatewayContext:
         self.lead_loader = DataLoader(load_fn=functools.partial(_load_leads, self.source))
 
     @property
+    def streaming(self) -> bool:
+        """A subscription's context (WebSocket, SSE, multipart), not one request's."""
+        return self.sources is not None
+
+    @property
     def warnings(self) -> list[dict]:
         """The operation's warnings, for ``extensions.warnings`` of the response."""
         return self.source.warnings

@@ -30,10 +30,12 @@ from strawberry.http.streaming import (
     SSETransport,
     merge_stream_with_heartbeat,
 )
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from gateway.graphql.extensions.errors import INTERNAL_MESSAGE, format_error
 from gateway.http.protocol import encode_json
 
 SUBSCRIPTION_ONLY = (OperationType.SUBSCRIPTION,)
@@ -51,11 +53,22 @@ def stream_transport(accept: str | None, keepalive: float) -> HTTPStreamTranspor
     return sse if sse.accepts(accept) else None
 
 
+NOT_A_SUBSCRIPTION = ("Only subscriptions are served as a stream: send queries and mutations as a plain POST "
+                      "(or over graphql-transport-ws, only subscriptions too).")
+
+
+def formatted(error: GraphQLError) -> dict:
+    """An error as the client sees it: the contract's code, nothing unexpected shown (the one formatter)."""
+    if isinstance(error.original_error, InvalidOperationTypeError):
+        return {"message": NOT_A_SUBSCRIPTION, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}
+    return format_error(error).formatted
+
+
 def result_body(result) -> dict:
     """One event's GraphQL response."""
     body: dict = {"data": result.data}
     if result.errors:
-        body["errors"] = [e.formatted for e in result.errors]
+        body["errors"] = [formatted(e) for e in result.errors]
         _drop_tracebacks(result.errors)
     if result.extensions:
         body["extensions"] = result.extensions
@@ -71,7 +84,7 @@ async def stream_response(results: AsyncGenerator, transport: HTTPStreamTranspor
         first = None
     if isinstance(first, PreExecutionError):
         await results.aclose()
-        body = {"errors": [e.formatted for e in first.errors or ()]}
+        body = {"errors": [formatted(e) for e in first.errors or ()]}
         return Response(encode_json(body), status_code=400, media_type=f"{media_error}; charset=utf-8")
 
     def encode(value) -> str:
@@ -90,16 +103,29 @@ async def stream_response(results: AsyncGenerator, transport: HTTPStreamTranspor
     return StreamingResponse(stream(), status_code=200, headers=dict(transport.headers))
 
 
-def not_a_subscription(error: Exception) -> dict:
-    return {"errors": [{"message": "Only subscriptions are served as a stream: send queries and mutations as a "
-                                   "plain POST.", "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]}
-
-
 _CLOSE_FOR = {"UNAUTHENTICATED": (4401, "Unauthorized"), "FORBIDDEN": (4403, "Forbidden")}
+
+
+class _SubscriptionsOnly:
+    """The schema as the WebSocket handler sees it: it streams subscriptions only (queries and mutations go
+    over HTTP, where the result cache, the write rules and the rate limit apply)."""
+
+    def __init__(self, schema) -> None:
+        self.wrapped = schema
+
+    def __getattr__(self, name):
+        return getattr(self.wrapped, name)
+
+    async def stream(self, *args, **kwargs):
+        return await self.wrapped.stream(*args, **kwargs, allowed_operation_types=SUBSCRIPTION_ONLY)
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
     """strawberry's ``graphql-transport-ws``, with the caller's token taken from ``connection_init``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.schema = _SubscriptionsOnly(self.schema)
 
     async def handle_connection_init(self, message) -> None:
         payload = message.get("payload")
@@ -113,8 +139,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
         await super().handle_connection_init(message)
 
     async def send_message(self, message) -> None:
+        kind = message.get("type")
+        if kind in ("next", "error"):
+            _mask(message)
         await super().send_message(message)
-        if message.get("type") == "next":
+        if kind == "next":
             for error in (message.get("payload") or {}).get("errors") or ():
                 close = _CLOSE_FOR.get((error.get("extensions") or {}).get("code"))
                 if close is not None:  # the upstream refused the token: it is the connection's
@@ -137,6 +166,23 @@ def token_from_params(payload: dict, demo_token: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def _mask(message: dict) -> None:
+    """Errors strawberry formatted itself: those without the contract's code are masked like every other
+    unexpected error (an ``error`` message carries a list, a ``next`` one a response)."""
+    payload = message.get("payload")
+    errors = payload if isinstance(payload, list) else (payload or {}).get("errors") or []
+    for i, error in enumerate(errors):
+        if isinstance(error, dict) and not (error.get("extensions") or {}).get("code"):
+            if error.get("message", "").endswith("are not allowed"):
+                errors[i] = {"message": NOT_A_SUBSCRIPTION, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}
+            elif "path" in error:
+                errors[i] = {"message": INTERNAL_MESSAGE, "path": error["path"],
+                             "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+            else:
+                errors[i] = {**error, "extensions": {**(error.get("extensions") or {}),
+                                                     "code": "GRAPHQL_VALIDATION_FAILED"}}
 
 
 def _drop_tracebacks(errors: list[GraphQLError]) -> None:

@@ -13,6 +13,11 @@ class OperationRecorder(SchemaExtension):
     """Registered before ``ErrorFormatter`` so that, leaving the operation after it, it sees final codes."""
 
     def on_operation(self) -> Iterator[None]:
+        if getattr(self.execution_context.context, "streaming", False):
+            # A subscription's operation lasts as long as its stream, whose events run in other tasks: no span
+            # (OpenTelemetry's context cannot be left from another task); its polls are upstream calls of their own.
+            yield
+            return
         scope = request_scope.current()
         with tracing.span("graphql.operation",
                           **{"leads_gateway.request_id": scope.request_id if scope else None}) as sp:
