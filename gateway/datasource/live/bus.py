@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.backoff import NoBackoff
 from redis.exceptions import LockError, RedisError
-from redis.retry import Retry
+from redis.asyncio.retry import Retry
 
 from gateway.datasource.cache.generations import CHANNEL as GENERATIONS
 

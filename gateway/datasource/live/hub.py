@@ -272,10 +272,12 @@ class LiveHub:
         except ValueError:
             log.warning("ignoring a malformed live state")
             return
-        if group.state is None or state.digest != group.state.digest:
-            self._set(group, state)
+        self._set(group, state)
 
     def _set(self, group: Group, state: State) -> None:
+        """Hand a state to the group's subscribers, unless they have it already (the hash of the last one)."""
+        if group.state is not None and group.state.digest == state.digest:
+            return
         group.state = state
         self.stats.live_pushes += len(group.slots)
         for slot in group.slots:
