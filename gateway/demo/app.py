@@ -19,21 +19,28 @@ the dataset's leads. Writes get only write faults (``DemoOptions.write_fault``, 
 ``write_fault_times``), among them the ones a client cannot tell apart: an answer lost after the lead was
 created ("lost") or before ("lost-before"), a late one ("late") and a 500 after creating it ("500-after").
 The read faults above do not apply to writes.
+
+Leads change while it runs (gateway/demo/live.py keeps the changes, per token, and the list shows them
+before filtering and paging): with ``DemoOptions.live_changes`` a mover started by the app's lifespan moves
+``live_change_count`` random leads of every token seen one status further each round, and the ``/_demo/leads``
+and ``/_demo/advance`` control calls change, delete or move a token's leads on demand, for tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import json
+import logging
 import math
 import os
 import random
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Sequence
 from urllib.parse import quote
 
 from starlette.applications import Starlette
@@ -42,6 +49,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.demo.data import STATUSES, dataset_for_token
+from gateway.demo.live import FinalStatus, LiveState
 from gateway.demo.writes import (
     FAULTS_DROPPING,
     FAULTS_INSTEAD,
@@ -120,6 +128,10 @@ class DemoOptions:
     write_fault: str | None = None
     token_write_faults: dict[str, str] = field(default_factory=dict)
     write_fault_times: int | None = None
+    # Live changes: seconds between the mover's rounds (None: no mover), and how many leads of each token
+    # seen each round moves one status further. Read every round, so they can be flipped on a running server.
+    live_changes: float | None = None
+    live_change_count: int = 1
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
@@ -149,6 +161,18 @@ class DemoOptions:
                                                    or not isinstance(self.write_fault_times, int)
                                                    or self.write_fault_times < 0):
             raise ValueError(f"write_fault_times must be None or a whole number >= 0, got {self.write_fault_times!r}")
+        if self.live_changes is not None and not _positive_seconds(self.live_changes):
+            raise ValueError(f"live_changes must be None or a number of seconds > 0, got {self.live_changes!r}")
+        if not _whole_at_least_one(self.live_change_count):
+            raise ValueError(f"live_change_count must be a whole number >= 1, got {self.live_change_count!r}")
+
+
+def _positive_seconds(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def _whole_at_least_one(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 1
 
 
 def _check_rate(kind: str, rate, shown: str | None = None) -> float:
@@ -575,12 +599,9 @@ def _like_matcher(needle: str) -> Callable[[str], bool]:
     return lambda value: regex.fullmatch(value) is not None
 
 
-def _filtered(token: str, data: dict[str, str | None],
-              created: list[tuple[dict, str]] = ()) -> list[tuple[dict, str]] | tuple[tuple[dict, str], ...]:
-    """The token's rows (dataset, then the leads ``POST /user/lead`` created: ids ascending) matching ``data``."""
-    rows = _encoded_rows(token)
-    if created:
-        rows = rows + tuple(created)
+def _filtered(rows: Sequence[tuple[dict, str]], data: dict[str, str | None]) -> Sequence[tuple[dict, str]]:
+    """The token's rows (dataset, then the leads ``POST /user/lead`` created: ids ascending; live changes
+    applied) matching ``data``."""
     status = data.get("status")
     if status is not None:
         rows = [row for row in rows if row[0]["status"] == status]
@@ -638,7 +659,7 @@ def _paginator_body(request: Request, token: str, data: dict[str, str | None]) -
     """``LengthAwarePaginator::toArray()`` as JSON, keys in Laravel's order."""
     per_page = int(data["per_page"]) if data.get("per_page") is not None else DEFAULT_PER_PAGE
     current = int(data["page"]) if data.get("page") is not None else 1
-    rows = _filtered(token, data, request.app.state.lead_writes.rows(token))
+    rows = _filtered(request.app.state.live.rows(token), data)
     total = len(rows)
     last = max(1, -(-total // per_page))
     offset = (current - 1) * per_page
@@ -716,6 +737,7 @@ def _respond(request: Request, token: str | None, raw: dict[str, str]) -> tuple[
     options: DemoOptions = state.options
     if token is None or token.startswith(REVOKED_TOKEN_PREFIX):
         return _json_response({"message": "Unauthenticated."}, 401), 0.0
+    _note_caller(state, token)
 
     kind = None
     if token.startswith(FAULT_TOKEN_PREFIX) and token[len(FAULT_TOKEN_PREFIX):] in FAULTS:
@@ -761,6 +783,12 @@ def _respond(request: Request, token: str | None, raw: dict[str, str]) -> tuple[
     return response, options.slow_seconds if kind == "slow" else 0.0
 
 
+def _note_caller(state, token: str) -> None:
+    """A token that got past authentication has called: the mover moves its leads (a forbidden one has none)."""
+    if not token.startswith(FORBIDDEN_TOKEN_PREFIX):
+        state.live.seen(token)
+
+
 async def _sleep_unless_disconnected(request: Request, seconds: float) -> None:
     """Stall like a slow server, but stop early when the client hangs up (keeps shutdown and benchmarks quick)."""
     async def client_gone() -> None:
@@ -802,6 +830,7 @@ def _create_lead(request: Request, token: str | None, body: dict | None) -> tupl
     store: WriteStore = state.lead_writes
     if token is None or token.startswith(REVOKED_TOKEN_PREFIX):
         return _json_response({"message": "Unauthenticated."}, 401), None, None
+    _note_caller(state, token)
     kind = take_write_fault(options, token)
     if kind in FAULTS_INSTEAD:
         return _fault_response(kind, options), kind, None
@@ -886,10 +915,127 @@ async def _fault_counts(request: Request) -> Response:
                     media_type="application/json")
 
 
+# ---------------------------------------------------------------------------- live changes
+
+_LEAD_NOT_FOUND = "No query results for model [App\\Models\\Lead] {}"
+_LIVE_IDLE_CHECK = 0.5  # seconds between looks at ``live_changes`` while it is None
+_log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _control_caller(request: Request) -> tuple[str | None, Response | None]:
+    """The token of a control call, or the answer the list endpoint gives without a usable one."""
+    token = _bearer_token(request.headers.get("authorization"))
+    if token is None or token.startswith(REVOKED_TOKEN_PREFIX):
+        return None, _json_response({"message": "Unauthenticated."}, 401)
+    if token.startswith(FORBIDDEN_TOKEN_PREFIX):
+        return None, _json_response({"message": "This action is unauthorized."}, 403)
+    request.app.state.live.seen(token)
+    return token, None
+
+
+async def _control_body(request: Request) -> dict:
+    """The JSON object sent, through the middleware; anything else reads as no input, as Laravel does."""
+    body = _json_body(request.headers.get("content-type"), await request.body())
+    return _laravel_json_input(body) if body is not None else {}
+
+
+def _path_lead_id(request: Request) -> int | None:
+    """``{id}`` of the path when it is a whole number (route model binding finds nothing otherwise)."""
+    text = request.path_params["lead_id"]
+    return int(text) if re.fullmatch(r"[1-9][0-9]{0,17}", text) else None
+
+
+def _status_errors(status) -> dict[str, list[str]]:
+    """``nullable|string|in:...`` on ``status``."""
+    if status is None:
+        return {}
+    messages = [] if isinstance(status, str) else ["The status field must be a string."]
+    if status not in STATUSES:
+        messages.append("The selected status is invalid.")
+    return {"status": messages} if messages else {}
+
+
+async def _change_lead(request: Request) -> Response:
+    """``POST /_demo/leads/{id}``: ``{"status": s}`` gives the lead that status, ``{}`` its usual next one."""
+    token, refusal = _control_caller(request)
+    if refusal is not None:
+        return refusal
+    live: LiveState = request.app.state.live
+    lead_id = _path_lead_id(request)
+    if lead_id is None or live.lead(token, lead_id) is None:  # route model binding comes before validation
+        return _json_response({"message": _LEAD_NOT_FOUND.format(request.path_params["lead_id"])}, 404)
+    status = (await _control_body(request)).get("status")
+    errors = _status_errors(status)
+    if errors:
+        return _validation_response(errors)
+    try:
+        return _json_response({"data": live.set_status(token, lead_id, status, _now())}, 200)
+    except FinalStatus as exc:
+        return _validation_response({"status": [str(exc)]})
+
+
+async def _delete_lead(request: Request) -> Response:
+    """``DELETE /_demo/leads/{id}``: the lead leaves its token's list."""
+    token, refusal = _control_caller(request)
+    if refusal is not None:
+        return refusal
+    lead_id = _path_lead_id(request)
+    if lead_id is None or not request.app.state.live.delete(token, lead_id):
+        return _json_response({"message": _LEAD_NOT_FOUND.format(request.path_params["lead_id"])}, 404)
+    return _json_response({"deleted": lead_id}, 200)
+
+
+async def _advance(request: Request) -> Response:
+    """``POST /_demo/advance``: ``{"count": n}`` (default 1) random leads of the token one status further."""
+    token, refusal = _control_caller(request)
+    if refusal is not None:
+        return refusal
+    raw = (await _control_body(request)).get("count")
+    count = php_filter_int(raw) if raw is not None else 1
+    if count is None:
+        return _validation_response({"count": ["The count field must be an integer."]})
+    if count < 1:
+        return _validation_response({"count": ["The count field must be at least 1."]})
+    return _json_response({"changed": request.app.state.live.advance(token, count, _now())}, 200)
+
+
+async def _live_mover(app: Starlette) -> None:
+    """Every ``live_changes`` seconds, ``live_change_count`` leads of every token seen move one status further.
+    The options are read each round, so a test can turn the mover on, change it or stop it on a running server."""
+    while True:
+        seconds = app.state.options.live_changes
+        await asyncio.sleep(seconds if seconds is not None else _LIVE_IDLE_CHECK)
+        options: DemoOptions = app.state.options
+        if seconds is None or options.live_changes is None:
+            continue
+        try:
+            app.state.live.round(options.live_change_count, _now())
+        except Exception:  # a bad round must not end the live changes for good
+            _log.exception("demo upstream: a round of live changes failed")
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette):
+    """Runs the mover while the server does, and stops it before the server is gone."""
+    mover = asyncio.create_task(_live_mover(app), name="demo-live-mover")
+    app.state.live_mover = mover
+    try:
+        yield
+    finally:
+        mover.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await mover
+
+
 def reset_calls(app: Starlette) -> None:
-    """Forget recorded calls, the leads created and the writes recorded, and restart the fault draw sequence
-    (so fault_rate runs are reproducible)."""
+    """Forget recorded calls, the leads created, the writes recorded and the live changes, and restart the
+    fault draw sequence (so fault_rate runs are reproducible)."""
     app.state.lead_writes.reset()
+    app.state.live.reset()
     app.state.calls.clear()
     app.state.call_count = 0
     app.state.fault_counts = collections.Counter()
@@ -903,7 +1049,9 @@ def create_demo_app(options: DemoOptions | None = None) -> Starlette:
 
     ``app.state.options`` is read on every request, ``app.state.calls`` records every
     ``/user/leads`` request, ``app.state.write_calls`` every ``/user/lead`` one (``WriteCall``),
-    ``app.state.lead_writes`` holds the leads created; ``app.state.reset()`` clears all of it.
+    ``app.state.lead_writes`` holds the leads created, ``app.state.live`` the live changes (``LiveState``;
+    the mover, ``app.state.live_mover``, runs with the app's lifespan); ``app.state.reset()`` clears all of it.
+    The ``/_demo/leads/{id}`` and ``/_demo/advance`` control calls change a token's leads, for tests.
     """
     write_endpoint = _LeadWrites()
     app = Starlette(routes=[
@@ -915,11 +1063,16 @@ def create_demo_app(options: DemoOptions | None = None) -> Starlette:
         Route("/_demo/calls", _call_count, methods=["GET"]),
         Route("/_demo/faults", _fault_counts, methods=["GET"]),
         Route("/_demo/writes", _writes_count, methods=["GET"]),
-    ])
+        Route("/_demo/leads/{lead_id}", _change_lead, methods=["POST"]),
+        Route("/_demo/leads/{lead_id}", _delete_lead, methods=["DELETE"]),
+        Route("/_demo/advance", _advance, methods=["POST"]),
+    ], lifespan=_lifespan)
     install_quiet_drops()
     app.state.options = options if options is not None else DemoOptions()
     app.state.lead_writes = WriteStore(_php_json)
     app.state.write_calls = app.state.lead_writes.calls  # the most recent writes (bounded), cleared in place
+    app.state.live = LiveState(_php_json, _encoded_rows, app.state.lead_writes.rows)
+    app.state.live_mover = None  # the mover's task while the server runs
     # The most recent calls for tests (bounded: benchmarks send millions), and a count of all of them.
     app.state.calls = collections.deque(maxlen=100_000)
     app.state.call_count = 0
@@ -928,6 +1081,17 @@ def create_demo_app(options: DemoOptions | None = None) -> Starlette:
     app.state.flaky_counts = {}
     app.state.reset = lambda: reset_calls(app)
     return app
+
+
+def parse_live_changes(text: str, name: str) -> float:
+    """Seconds between the mover's rounds, from the variable or the flag ``name``: a finite number > 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not _positive_seconds(seconds):
+        raise ValueError(f"{name} must be a number of seconds > 0, got {text!r}")
+    return seconds
 
 
 def _env_float(name: str, minimum: float, maximum: float | None = None) -> float | None:
@@ -948,7 +1112,8 @@ def main_options_from_env() -> DemoOptions:
     """Options from ``DEMO_LATENCY_MS``, ``DEMO_FAULT``, ``DEMO_FAULT_RATE``, ``DEMO_FAULT_MIX``,
     ``DEMO_RETRY_AFTER``, ``DEMO_SLOW_SECONDS``, ``DEMO_TOKEN_FAULTS`` (``tokA=500,tokB=slow``),
     ``DEMO_TOKEN_LATENCY_MS`` (``tokA=200``), ``DEMO_WRITE_FAULT``, ``DEMO_TOKEN_WRITE_FAULTS``
-    (``tokA=lost,tokB=late``) and ``DEMO_WRITE_FAULT_TIMES`` (all optional), for ``leads-gateway demo-upstream``."""
+    (``tokA=lost,tokB=late``), ``DEMO_WRITE_FAULT_TIMES``, ``DEMO_LIVE_CHANGES`` (seconds between the mover's
+    rounds) and ``DEMO_LIVE_CHANGE_COUNT`` (all optional), for ``leads-gateway demo-upstream``."""
     options = DemoOptions()
     latency_ms = _env_float("DEMO_LATENCY_MS", 0.0)
     if latency_ms is not None:
@@ -985,6 +1150,14 @@ def main_options_from_env() -> DemoOptions:
         if not re.fullmatch(r"[0-9]+", times):
             raise ValueError(f"DEMO_WRITE_FAULT_TIMES must be a whole number >= 0, got {times!r}")
         options.write_fault_times = int(times)
+    live = os.environ.get("DEMO_LIVE_CHANGES", "").strip()
+    if live:
+        options.live_changes = parse_live_changes(live, "DEMO_LIVE_CHANGES")
+    count = os.environ.get("DEMO_LIVE_CHANGE_COUNT", "").strip()
+    if count:
+        if not re.fullmatch(r"[0-9]+", count) or int(count) < 1:
+            raise ValueError(f"DEMO_LIVE_CHANGE_COUNT must be a whole number >= 1, got {count!r}")
+        options.live_change_count = int(count)
     for name, parse, attribute in (("DEMO_TOKEN_FAULTS", parse_token_faults, "token_faults"),
                                    ("DEMO_TOKEN_LATENCY_MS", parse_token_latency_ms, "token_latency"),
                                    ("DEMO_TOKEN_WRITE_FAULTS", parse_token_write_faults, "token_write_faults")):
