@@ -138,6 +138,17 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
             self.context.connect(token)
         await super().handle_connection_init(message)
 
+    async def handle_subscribe(self, message) -> None:
+        """The request limits and the caller's rate, checked as for an HTTP request, before strawberry runs it."""
+        payload = message.get("payload") if isinstance(message, dict) else None
+        query = payload.get("query") if isinstance(payload, dict) else None
+        if self.connection_acknowledged and isinstance(query, str) and message.get("id") not in self.operations:
+            refusal = await self.view.ws_refusal(self.context, query)
+            if refusal is not None:
+                await self.send_message({"id": message["id"], "type": "error", "payload": refusal})
+                return
+        await super().handle_subscribe(message)
+
     async def send_message(self, message) -> None:
         kind = message.get("type")
         if kind in ("next", "error"):

@@ -211,6 +211,19 @@ class GatewayGraphQL(GraphQL):
         return await stream_response(results, transport, keepalive=self.settings.live_keepalive,
                                      media_error=GRAPHQL_RESPONSE_JSON)
 
+    async def ws_refusal(self, context, query: str) -> list[dict] | None:
+        """Why a subscription sent over a WebSocket is refused before it runs (request limits, the caller's
+        rate), as the errors of a graphql-transport-ws ``error`` message; None: it runs."""
+        errors = check_document(query, self.limits)
+        if errors:
+            return [e.formatted for e in errors]
+        if self.rate_limiter is not None and context.token is not None:
+            seconds = await self.rate_limiter.check(self.contexts.caller(context.token), 1)
+            if seconds is not None:
+                return [{"message": f"Too many requests from this caller: retry in {seconds} s.",
+                         "extensions": {"code": "RATE_LIMITED", "retryAfter": seconds, "reason": "RATE_LIMIT"}}]
+        return None
+
     async def limit_rate(self, request: Request, cost: int) -> None:
         """Count the request against its caller's rate (a batch: one per operation); over it, 429."""
         if self.rate_limiter is None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import time
@@ -147,7 +148,9 @@ class LiveHub:
             group = self._groups[gid] = Group(gid, caller, token, watch)
             self._by_caller.setdefault(caller, set()).add(gid)
             await self.bus.join(gid)
-            group.task = asyncio.get_running_loop().create_task(self._run(group))
+            # In a context of its own: the poller outlives the request that started it, and its upstream calls
+            # are nobody's request's (not in that request's log line).
+            group.task = asyncio.get_running_loop().create_task(self._run(group), context=contextvars.Context())
         slot = Slot()
         group.slots.add(slot)
         self._subscribers[caller] += 1
