@@ -64,7 +64,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         loop = asyncio.get_running_loop()
         # Shutdown begins: subscriptions end now, so that their streams close (WebSockets get uvicorn's 1012,
         # SSE and multipart a `complete`) instead of holding the server until its grace period runs out.
-        app.state.drain = lambda: loop.call_soon_threadsafe(sources.live.drain)
+        def drain() -> None:
+            with contextlib.suppress(RuntimeError):  # the server has stopped already: nothing left to end
+                loop.call_soon_threadsafe(sources.live.drain)
+
+        app.state.drain = drain
         restore = _before_signals(app.state.drain)
         app.state.ready = True
         try:

@@ -67,7 +67,7 @@ class LocalBus:
     async def last(self, group: str) -> bytes | None:
         return None
 
-    async def publish(self, group: str, body: bytes) -> None:
+    async def publish(self, group: str, body: bytes, *, keep: bool = True) -> None:
         pass
 
     async def close(self) -> None:
@@ -133,10 +133,14 @@ class RedisBus:
         except _REDIS_ERRORS:
             return None
 
-    async def publish(self, group: str, body: bytes) -> None:
+    async def publish(self, group: str, body: bytes, *, keep: bool = True) -> None:
+        """Send a new state to every instance serving the group; ``keep``: also as its last state."""
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(f"lg1:live:{group}:last", body, ex=LAST_SECONDS)
+                if keep:
+                    pipe.set(f"lg1:live:{group}:last", body, ex=LAST_SECONDS)
+                else:
+                    pipe.delete(f"lg1:live:{group}:last")
                 pipe.publish(channel(group), body)
                 await pipe.execute()
         except _REDIS_ERRORS as exc:
@@ -159,8 +163,8 @@ class RedisBus:
         while True:
             pubsub = self._subscriber.pubsub()
             try:
+                self._pubsub = pubsub  # first: a group joining meanwhile subscribes on it too
                 await pubsub.subscribe(GENERATIONS, *(channel(g) for g in self._groups))
-                self._pubsub = pubsub
                 delay = 0.1
                 pinged = pong = time.monotonic()
                 while True:

@@ -202,10 +202,13 @@ class LiveHub:
                     await asyncio.wait_for(group.wake.wait(), self.interval / 2)
                 woken = group.wake.is_set()
                 group.wake.clear()
-                was_holder = group.holder
-                group.holder = await self.bus.hold(group.id, owner, lease)
-                if group.holder and (woken or not was_holder or time.monotonic() - group.polled >= self.interval):
-                    await self._poll(group)
+                try:
+                    was_holder = group.holder
+                    group.holder = await self.bus.hold(group.id, owner, lease)
+                    if group.holder and (woken or not was_holder or time.monotonic() - group.polled >= self.interval):
+                        await self._poll(group)
+                except Exception:  # a bug must not silence the group for good: logged, and the next tick runs
+                    log.exception("live poller failed", extra={"fields": {"caller": group.caller[:8]}})
         finally:
             group.holder = False
             await self.bus.release(group.id, owner)
@@ -236,7 +239,8 @@ class LiveHub:
             state = error_state(exc)
         if group.state is None or state.digest != group.state.digest:
             self._set(group, state)
-            await self.bus.publish(group.id, state.body)
+            # An error ends the subscriptions that get it, but is not kept as the group's state for later ones.
+            await self.bus.publish(group.id, state.body, keep=not state.final)
 
     async def _read(self, group: Group, *, fresh: bool) -> State:
         source = self.sources.open(group.token, fresh=fresh,
@@ -257,7 +261,11 @@ class LiveHub:
             was_there = group.state is not None and group.state.value is not None
             if lead is not None or not was_there:
                 return lead  # there, or still gone: no scan
-        # Not located yet, or gone from its narrow list: look for it in the whole list (once per disappearance).
+        # Not located yet, or gone from its narrow list: look for it in the whole list (once per disappearance;
+        # while it is known to be absent, through the page cache, so at most one scan per cache TTL).
+        if group.state is not None and group.state.value is None:
+            source.release()
+            source = self.sources.open(group.token, fresh=False, deadline=source.deadline)
         found = (await source.leads_by_id([watch.lead_id])).found.get(watch.lead_id)
         if found is not None:
             group.narrow = narrow_filter(found)
