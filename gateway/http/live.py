@@ -129,6 +129,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
 
     async def handle_connection_init(self, message) -> None:
         payload = message.get("payload")
+        if payload is None:  # graphql-ws sends none when the client has no connectionParams
+            payload = {}
         if isinstance(payload, dict) and not self.connection_init_received:
             token = token_from_params(payload, self.view.settings.demo_token)
             if token is None:

@@ -386,7 +386,8 @@ def walk(node):
 def test_relay_compiler_generates_the_artifacts(relay_generated, relay):
     assert sorted(p.name for p in relay_generated.iterdir()) == [
         "LeadCreateMutation.graphql.js", "LeadDetailsRefetchQuery.graphql.js", "LeadDetails_lead.graphql.js",
-        "LeadListPaginationQuery.graphql.js", "LeadListQuery.graphql.js", "LeadList_query.graphql.js"]
+        "LeadListPaginationQuery.graphql.js", "LeadListQuery.graphql.js", "LeadList_query.graphql.js",
+        "LeadsLiveSubscription.graphql.js"]
     artifacts = relay["artifacts"]
 
     # @refetchable on a Lead fragment: a query through Query.node, with the Node interface's id.

@@ -7,7 +7,9 @@ first visit shows it; tabs kept in the browser's storage from an earlier visit, 
 win. Not outside demo mode: the page would offer a write against the real API.
 
 The page is strawberry's GraphiQL 3 page (React 18 UMD, graphiql, the explorer plugin), without its
-Django-only parts (the CSRF cookie, subscriptions over WebSocket). Its scripts and styles are the
+Django-only parts (the CSRF cookie). Subscriptions run over WebSocket (``graphql-transport-ws``) at the same
+URL, with the headers editor's ``Authorization`` (or, in demo mode, the demo tenant's token) as the
+``connection_init`` payload. Its scripts and styles are the
 gateway's own copies (``gateway/http/graphiql/assets.py``, served at ``/graphql/assets/...``) when they are
 built, so it works with no internet; otherwise the same pinned files from unpkg, with subresource
 integrity.
@@ -92,6 +94,12 @@ def example_mutation_variables(token: str | None = None) -> dict:
     }
 
 
+def _demo_token() -> str:
+    from gateway.demo.data import DEMO_TOKEN  # demo mode only
+
+    return DEMO_TOKEN
+
+
 _TEMPLATE = """\
 <!doctype html>
 <html lang="en">
@@ -118,6 +126,7 @@ __BODY__
       const DEFAULT_HEADERS = __DEFAULT_HEADERS__;
       const EXAMPLE_MUTATION = __EXAMPLE_MUTATION__;
       const EXAMPLE_MUTATION_VARIABLES = __EXAMPLE_MUTATION_VARIABLES__;
+      const WS_CONNECTION_PARAMS = __WS_CONNECTION_PARAMS__;
 
       // URL parameters, for sharing queries (?q=...&variables=...&headers=...)
       const parameters = {};
@@ -137,7 +146,17 @@ __BODY__
         history.replaceState(null, null, "?" + search);
       }
 
-      const fetcher = GraphiQL.createFetcher({ url: window.location.href.split("?")[0] });
+      // Queries and mutations over HTTP; subscriptions over WebSocket (graphql-transport-ws) at the same
+      // path. The token goes in connection_init's payload: the headers editor's (its `Authorization`),
+      // which GraphiQL adds to `wsConnectionParams`, or in demo mode the demo tenant's.
+      const graphqlUrl = window.location.href.split("?")[0];
+      const subscriptionUrl = new URL(graphqlUrl);
+      subscriptionUrl.protocol = subscriptionUrl.protocol.replace("http", "ws");  // wss behind TLS
+      const fetcher = GraphiQL.createFetcher({
+        url: graphqlUrl,
+        subscriptionUrl: subscriptionUrl.href,
+        wsConnectionParams: WS_CONNECTION_PARAMS,
+      });
 
       // A first visit's tabs: the example query, then (demo mode) the example mutation. GraphiQL uses them
       // only when its storage holds no tabs yet; a shared ?q= link opens on that query alone.
@@ -205,6 +224,7 @@ def _render(demo: bool, local: bool) -> str:
     headers = {} if demo else {"Authorization": "Bearer YOUR_API_TOKEN"}
     mutation = _script_literal(EXAMPLE_MUTATION) if demo else "null"
     variables = _script_literal(json.dumps(example_mutation_variables(), indent=2)) if demo else "null"
+    ws_params = {"Authorization": f"Bearer {_demo_token()}"} if demo else {}
     styles = [_tag(a, local) for a in ASSETS if a.kind == "style"]
     react = [_tag(a, local) for a in ASSETS if a.kind == "script" and a.package.startswith("react")]
     rest = [_tag(a, local) for a in ASSETS if a.kind == "script" and not a.package.startswith("react")]
@@ -213,4 +233,5 @@ def _render(demo: bool, local: bool) -> str:
             .replace("__EXAMPLE_QUERY__", _script_literal(EXAMPLE_QUERY))
             .replace("__EXAMPLE_MUTATION__", mutation)
             .replace("__EXAMPLE_MUTATION_VARIABLES__", variables)
+            .replace("__WS_CONNECTION_PARAMS__", json.dumps(ws_params).replace("<", "\\u003c"))
             .replace("__DEFAULT_HEADERS__", _script_literal(json.dumps(headers, indent=2))))
