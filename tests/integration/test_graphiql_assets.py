@@ -304,6 +304,24 @@ def test_headers_editor_default_and_example_query(make_gateway, demo):
     if not demo:
         assert "const EXAMPLE_MUTATION = null;" in page.text
         assert "const EXAMPLE_MUTATION_VARIABLES = null;" in page.text
+        assert "const EXAMPLE_SUBSCRIPTION = null;" in page.text
+
+
+def test_demo_page_example_subscription_is_valid():
+    """The demo page's third tab: one subscription on `leads`, valid against the schema (GraphiQL runs it over
+    the WebSocket: tests/e2e/test_graphiql_live.py runs subscriptions there)."""
+    from graphql import OperationType, parse, validate
+
+    from gateway.graphql.schema import schema
+    from gateway.http.graphiql.page import EXAMPLE_SUBSCRIPTION
+
+    text = js_string(graphiql_html(demo=True), "EXAMPLE_SUBSCRIPTION")
+    assert text == EXAMPLE_SUBSCRIPTION
+    document = parse(text)
+    assert validate(schema._schema, document) == []
+    [operation] = document.definitions
+    assert operation.operation == OperationType.SUBSCRIPTION
+    assert [f.name.value for f in operation.selection_set.selections] == ["leads"]
 
 
 def test_demo_page_example_mutation_is_valid_and_creates_a_lead():

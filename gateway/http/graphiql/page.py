@@ -71,6 +71,20 @@ mutation CreateLead($input: CreateLeadInput!) {
 }
 """
 
+EXAMPLE_SUBSCRIPTION = """\
+# Live data: the window at once, then again whenever it changes.
+# The demo upstream moves a lead every few seconds; watch the
+# statuses change. Press stop (or close the tab) to end it.
+subscription LiveLeads {
+  leads(first: 5) {
+    totalCount
+    edges {
+      node { databaseId customerName status updatedAt }
+    }
+  }
+}
+"""
+
 #: A number of the fictional 555-01xx range that the "demo" tenant's dataset does not have (its test checks).
 EXAMPLE_PHONE_NUMBER = "+14155550142"
 
@@ -126,6 +140,7 @@ __BODY__
       const DEFAULT_HEADERS = __DEFAULT_HEADERS__;
       const EXAMPLE_MUTATION = __EXAMPLE_MUTATION__;
       const EXAMPLE_MUTATION_VARIABLES = __EXAMPLE_MUTATION_VARIABLES__;
+      const EXAMPLE_SUBSCRIPTION = __EXAMPLE_SUBSCRIPTION__;
       const WS_CONNECTION_PARAMS = __WS_CONNECTION_PARAMS__;
 
       // URL parameters, for sharing queries (?q=...&variables=...&headers=...)
@@ -158,12 +173,13 @@ __BODY__
         wsConnectionParams: WS_CONNECTION_PARAMS,
       });
 
-      // A first visit's tabs: the example query, then (demo mode) the example mutation. GraphiQL uses them
-      // only when its storage holds no tabs yet; a shared ?q= link opens on that query alone.
+      // A first visit's tabs: the example query, then (demo mode) the example mutation and subscription.
+      // GraphiQL uses them only when its storage holds no tabs yet; a shared ?q= link opens on that query alone.
       const tabHeaders = parameters.headers || DEFAULT_HEADERS;
       const defaultTabs = parameters.q || !EXAMPLE_MUTATION ? undefined : [
         { query: EXAMPLE_QUERY, variables: parameters.variables, headers: tabHeaders },
         { query: EXAMPLE_MUTATION, variables: EXAMPLE_MUTATION_VARIABLES, headers: tabHeaders },
+        { query: EXAMPLE_SUBSCRIPTION, headers: tabHeaders },
       ];
 
       function GraphiQLWithExplorer() {
@@ -233,5 +249,6 @@ def _render(demo: bool, local: bool) -> str:
             .replace("__EXAMPLE_QUERY__", _script_literal(EXAMPLE_QUERY))
             .replace("__EXAMPLE_MUTATION__", mutation)
             .replace("__EXAMPLE_MUTATION_VARIABLES__", variables)
+            .replace("__EXAMPLE_SUBSCRIPTION__", _script_literal(EXAMPLE_SUBSCRIPTION) if demo else "null")
             .replace("__WS_CONNECTION_PARAMS__", json.dumps(ws_params).replace("<", "\\u003c"))
             .replace("__DEFAULT_HEADERS__", _script_literal(json.dumps(headers, indent=2))))
