@@ -27,8 +27,7 @@ class GatewayContext:
     # Live transports (subscriptions): what a new source per event needs, and this connection's bound.
     sources: LeadsSources | None = None
     token: str | None = None
-    max_subscriptions: int = 0
-    subscriptions: int = 0  # open on this connection (a WebSocket's; one SSE or multipart request's)
+    max_subscriptions: int = 0  # at once on a WebSocket
     connection_params: dict | None = None  # a WebSocket's `connection_init` payload (strawberry sets it)
     # Lookups by id from every resolver of one operation (``node``, ``nodes``, federation entities) share
     # one scan of the caller's list.

@@ -14,7 +14,7 @@ from typing import Annotated
 import strawberry
 
 from gateway.datasource.live import LeadWatch, WindowWatch
-from gateway.errors import GatewayError, RateLimited
+from gateway.errors import GatewayError
 from gateway.graphql.context import GatewayContext
 from gateway.graphql.inputs import AfterArg, FilterArg, FirstArg, to_filter
 from gateway.graphql.types import Lead, LeadConnection
@@ -22,28 +22,21 @@ from gateway.leads.pagination import resolve_window
 
 
 def _admit(ctx: GatewayContext) -> tuple[str, str]:
-    """The caller (``UNAUTHENTICATED`` without a token) and its token, once the connection's bound allows one more."""
+    """The caller (``UNAUTHENTICATED`` without a token) and its token, when it may open one more subscription
+    (``RATE_LIMITED`` over its bound; a WebSocket's own bound is the transport's: ``http/live.py``)."""
     caller = ctx.source.caller
-    if ctx.subscriptions >= ctx.max_subscriptions:
-        raise RateLimited(f"This connection has {ctx.subscriptions} subscriptions, the most it may hold: end one "
-                          "first, or open another connection.", retryAfter=1, reason="SUBSCRIPTIONS_PER_CONNECTION",
-                          limit=ctx.max_subscriptions)
     ctx.sources.live.check(caller)
     return caller, ctx.token
 
 
 async def _events(ctx: GatewayContext, caller: str, token: str, watch, convert: Callable) -> AsyncIterator:
-    ctx.subscriptions += 1
-    try:
-        async with ctx.sources.live.subscribe(token, caller, watch) as states:
-            async for state in states:
-                if isinstance(state.value, GatewayError):
-                    yield state.value  # the field's error; the subscription ends after it
-                    return
-                ctx.renew()
-                yield convert(state.value)
-    finally:
-        ctx.subscriptions -= 1
+    async with ctx.sources.live.subscribe(token, caller, watch) as states:
+        async for state in states:
+            if isinstance(state.value, GatewayError):
+                yield state.value  # the field's error; the subscription ends after it
+                return
+            ctx.renew()
+            yield convert(state.value)
 
 
 @strawberry.type(description="Live data: each field sends its value at once, then again whenever it changes "

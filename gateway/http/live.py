@@ -7,13 +7,14 @@ strawberry implements the three; this module only fits them to the gateway:
   encode the events and the heartbeats, every ``GATEWAY_LIVE_KEEPALIVE`` seconds). Only subscriptions travel
   there (a query or mutation is a request error: POST it as JSON, where the result cache, the write rules
   and the rate limit apply). A request error (parse, validation, limits, an operation that is not a
-  subscription) answers as JSON, 400, before any stream; an error of the subscription itself (bad argument,
-  no token, a bound reached) is one ``next`` event, then ``complete``. Nothing below is kept once the
+  subscription) or of the subscription's start (bad argument, no token) answers as JSON, 400, before any
+  stream; a bound reached, 429 with ``Retry-After``. An error later (the upstream refused the token, a
+  first read failed) is the stream's last ``next`` event, then ``complete``. Nothing below is kept once the
   client goes: the stream is closed, which ends the subscription and, with its last subscriber, its poller.
 - WebSocket (``TransportWSHandler``): the token comes in ``connection_init``'s payload
   (``{"Authorization": "Bearer <token>"}``); none, or a malformed one: closed with 4401. An event whose error
-  says the upstream refused the token (``UNAUTHENTICATED``, ``FORBIDDEN``) is sent, then the socket is closed
-  with 4401 or 4403. Keep-alive is uvicorn's WebSocket ping (``ws_ping_interval``); no ``connection_init``
+  says the upstream refused the token (``UNAUTHENTICATED``, ``FORBIDDEN``) is sent, then its ``complete``, then
+  the socket is closed with 4401 or 4403. At most ``GATEWAY_LIVE_MAX_PER_CONNECTION`` subscriptions at once. Keep-alive is uvicorn's WebSocket ping (``ws_ping_interval``); no ``connection_init``
   within ``GATEWAY_LIVE_INIT_TIMEOUT``: closed with 4408 (strawberry).
 """
 
@@ -84,8 +85,13 @@ async def stream_response(results: AsyncGenerator, transport: HTTPStreamTranspor
         first = None
     if isinstance(first, PreExecutionError):
         await results.aclose()
-        body = {"errors": [formatted(e) for e in first.errors or ()]}
-        return Response(encode_json(body), status_code=400, media_type=f"{media_error}; charset=utf-8")
+        errors = [formatted(e) for e in first.errors or ()]
+        retry_after = next((e["extensions"].get("retryAfter") for e in errors
+                            if (e.get("extensions") or {}).get("code") == "RATE_LIMITED"), None)
+        # Refused whole to protect the upstream or other callers: 429 with Retry-After, like any request.
+        status, headers = (429, {"Retry-After": str(retry_after)}) if retry_after is not None else (400, None)
+        return Response(encode_json({"errors": errors}), status_code=status, headers=headers,
+                        media_type=f"{media_error}; charset=utf-8")
 
     def encode(value) -> str:
         return encode_json(value).decode()
@@ -126,6 +132,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.schema = _SubscriptionsOnly(self.schema)
+        self._refused: tuple[int, str] | None = None  # the close owed once a refused token's subscription ends
 
     async def handle_connection_init(self, message) -> None:
         payload = message.get("payload")
@@ -141,15 +148,27 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
         await super().handle_connection_init(message)
 
     async def handle_subscribe(self, message) -> None:
-        """The request limits and the caller's rate, checked as for an HTTP request, before strawberry runs it."""
+        """The connection's bound, the request limits and the caller's rate, checked as for an HTTP request,
+        before strawberry runs the subscription."""
         payload = message.get("payload") if isinstance(message, dict) else None
         query = payload.get("query") if isinstance(payload, dict) else None
         if self.connection_acknowledged and isinstance(query, str) and message.get("id") not in self.operations:
-            refusal = await self.view.ws_refusal(self.context, query)
+            refusal = self.over_bound() or await self.view.ws_refusal(self.context, query)
             if refusal is not None:
                 await self.send_message({"id": message["id"], "type": "error", "payload": refusal})
                 return
         await super().handle_subscribe(message)
+
+    def over_bound(self) -> list[dict] | None:
+        """``GATEWAY_LIVE_MAX_PER_CONNECTION``, counted on strawberry's own operations (only subscriptions run
+        here), which forget one the moment the client completes it."""
+        limit = self.context.max_subscriptions
+        if len(self.operations) < limit:
+            return None
+        return [{"message": f"This connection has {len(self.operations)} subscriptions, the most it may hold: end "
+                            "one first, or open another connection.",
+                 "extensions": {"code": "RATE_LIMITED", "retryAfter": 1, "reason": "SUBSCRIPTIONS_PER_CONNECTION",
+                                "limit": limit}}]
 
     async def send_message(self, message) -> None:
         kind = message.get("type")
@@ -160,8 +179,15 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
             for error in (message.get("payload") or {}).get("errors") or ():
                 close = _CLOSE_FOR.get((error.get("extensions") or {}).get("code"))
                 if close is not None:  # the upstream refused the token: it is the connection's
-                    await self.websocket.close(code=close[0], reason=close[1])
-                    return
+                    self._refused = close
+        elif kind == "complete" and self._refused is not None:
+            # After the subscription's `complete` (strawberry has forgotten it), not in the middle of it.
+            await self.websocket.close(code=self._refused[0], reason=self._refused[1])
+
+    def forget_id(self, id: str) -> None:
+        # An operation ending just as the socket closes (a refused token, shutdown) may have been dropped by the
+        # connection's cleanup already: nothing left to forget.
+        self.operations.pop(id, None)
 
 
 def token_from_params(payload: dict, demo_token: str | None) -> str | None:

@@ -34,6 +34,7 @@ log = logging.getLogger("gateway.datasource.live")
 
 LAST_SECONDS = 3600  # a group's last state is kept this long after its last change
 PING_SECONDS = 2.0
+DOWN_SECONDS = 1.0  # after a failed operation, Redis is not asked again for this long
 _REDIS_ERRORS = (RedisError, OSError, ConnectionError, asyncio.TimeoutError)
 
 Deliver = Callable[[str, bytes], None]  # (group id, published state)
@@ -83,7 +84,9 @@ class RedisBus:
         u = urlparse(url)
         options = dict(host=u.hostname or "127.0.0.1", port=u.port or 6379, db=int(u.path.lstrip("/") or 0),
                        password=u.password, socket_connect_timeout=op_timeout)
-        self._redis = Redis(**options, socket_timeout=op_timeout)
+        # No retries: a failed operation means "Redis down", decided at once (see ``_usable``).
+        self._redis = Redis(**options, socket_timeout=op_timeout, retry=Retry(NoBackoff(), 0))
+        self._down_until = 0.0
         # Its own connection without a read timeout (it waits for messages) nor retries (it reconnects itself).
         self._subscriber = Redis(**options, retry=Retry(NoBackoff(), 0))
         self._groups: set[str] = set()
@@ -98,11 +101,22 @@ class RedisBus:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._listen())
 
+    def _usable(self) -> bool:
+        """False for a second after an operation failed: while Redis is down, nothing waits for it."""
+        return time.monotonic() >= self._down_until
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._usable():
+            log.warning("live data: Redis unreachable (%s); each instance polls what it serves", type(exc).__name__)
+        self._down_until = time.monotonic() + DOWN_SECONDS
+
     # --- who polls ------------------------------------------------------------------------------------
 
     async def hold(self, group: str, owner: str, seconds: float) -> bool:
         """Take or keep the group's lease; True: this process polls it. Redis unreachable: True (each
         instance polls on its own rather than nobody)."""
+        if not self._usable():
+            return True
         lock = self._locks.get(group)
         try:
             if lock is not None:
@@ -116,7 +130,8 @@ class RedisBus:
                 self._locks[group] = lock
                 return True
             return False
-        except _REDIS_ERRORS:
+        except _REDIS_ERRORS as exc:
+            self._failed(exc)
             return True
 
     async def release(self, group: str, owner: str) -> None:
@@ -128,13 +143,18 @@ class RedisBus:
     # --- what changed -------------------------------------------------------------------------------
 
     async def last(self, group: str) -> bytes | None:
+        if not self._usable():
+            return None
         try:
             return await self._redis.get(f"lg1:live:{group}:last")
-        except _REDIS_ERRORS:
+        except _REDIS_ERRORS as exc:
+            self._failed(exc)
             return None
 
     async def publish(self, group: str, body: bytes, *, keep: bool = True) -> None:
         """Send a new state to every instance serving the group; ``keep``: also as its last state."""
+        if not self._usable():
+            return
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 if keep:
@@ -144,7 +164,7 @@ class RedisBus:
                 pipe.publish(channel(group), body)
                 await pipe.execute()
         except _REDIS_ERRORS as exc:
-            log.debug("live publish failed: %s", type(exc).__name__)
+            self._failed(exc)
 
     async def join(self, group: str) -> None:
         self._groups.add(group)

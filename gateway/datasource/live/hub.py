@@ -47,6 +47,7 @@ from gateway.observability.metrics import Stats
 
 log = logging.getLogger("gateway.datasource.live")
 
+RESCAN_SECONDS = 30.0  # a watched lead known to be absent is looked for again this often (or every 6 intervals)
 LEAD_PAGE = WindowRequest(lo=0, hi=None, first=100, last=None)  # a watched lead's narrow list, in one page
 
 
@@ -90,6 +91,7 @@ class Group:
     holder: bool = False
     polled: float = 0.0  # time.monotonic() of the last poll by this process
     narrow: object | None = None  # a watched lead's narrow filter, once found
+    scanned: float = 0.0  # time.monotonic() of the last scan for a watched lead
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task | None = None
 
@@ -261,11 +263,12 @@ class LiveHub:
             was_there = group.state is not None and group.state.value is not None
             if lead is not None or not was_there:
                 return lead  # there, or still gone: no scan
-        # Not located yet, or gone from its narrow list: look for it in the whole list (once per disappearance;
-        # while it is known to be absent, through the page cache, so at most one scan per cache TTL).
+        # Not located yet, or gone from its narrow list: look for it in the whole list, once per disappearance;
+        # while it is known to be absent, again only every RESCAN_SECONDS (a scan costs a page per 100 leads).
         if group.state is not None and group.state.value is None:
-            source.release()
-            source = self.sources.open(group.token, fresh=False, deadline=source.deadline)
+            if time.monotonic() - group.scanned < max(RESCAN_SECONDS, 6 * self.interval):
+                return None
+        group.scanned = time.monotonic()
         found = (await source.leads_by_id([watch.lead_id])).found.get(watch.lead_id)
         if found is not None:
             group.narrow = narrow_filter(found)
