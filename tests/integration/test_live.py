@@ -1082,6 +1082,34 @@ async def test_two_instances_sharing_a_redis_poll_once_and_both_get_changes(make
     await no_live_left(b)
 
 
+async def test_resubscribing_at_once_on_the_listening_instance_still_gets_changes(make_gateway, upstream,
+                                                                                   private_redis):
+    """The last subscriber of a group leaves and a new one arrives while the group is being torn down (a client
+    re-subscribing): the new group must stay subscribed to the poller's channel (the old one's teardown must not
+    unsubscribe it), so the poller's changes still reach it."""
+    a, b = shared_pair(make_gateway, private_redis.url)
+    token = new_token()
+    lead = changeable(token)
+    async with clients() as (session, client):
+        on_a = await Subscriber.start("ws", session, client, a, token, variables={"first": 5})  # a polls
+        assert window_of(await on_a.next()) == expected_window(token, 5)
+        conn = await WSConnection.open(session, b, token)
+        for _ in range(3):  # leave and come back at once, a few times
+            sid, events = await conn.subscribe(LEADS, {"first": 5})
+            assert window_of(await events.next(WAIT)) == expected_window(token, 5)
+            await conn.complete(sid)
+        sid, events = await conn.subscribe(LEADS, {"first": 5})
+        assert window_of(await events.next(WAIT)) == expected_window(token, 5)
+        assert metric(b, "leads_gateway_live_polling_groups") == 0  # b only listens
+        await acontrol(upstream, "POST", lead["id"], token, {"status": "completed"})
+        event = window_of(await events.next(INTERVAL + 1.5))
+        assert {n["databaseId"]: n["status"] for n in event["nodes"]}[lead["id"]] == "COMPLETED"
+        await conn.close()
+        await on_a.close()
+    await no_live_left(a)
+    await no_live_left(b)
+
+
 async def test_create_lead_on_one_instance_pokes_the_poller_on_the_other(make_gateway, upstream, private_redis):
     secret = uuid.uuid4().hex
     a, b = [make_gateway(cache_ttl=0, live_interval=5, cache_url=private_redis.url, cache_secret=secret)

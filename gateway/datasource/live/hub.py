@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import itertools
 import logging
 import os
 import time
@@ -46,6 +47,7 @@ from gateway.leads.records import LeadRecord
 from gateway.observability.metrics import Stats
 
 log = logging.getLogger("gateway.datasource.live")
+_runs = itertools.count(1)
 
 RESCAN_SECONDS = 30.0  # a watched lead known to be absent is looked for again this often (or every 6 intervals)
 LEAD_PAGE = WindowRequest(lo=0, hi=None, first=100, last=None)  # a watched lead's narrow list, in one page
@@ -181,7 +183,8 @@ class LiveHub:
             group.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await group.task
-        await self.bus.leave(group.id)
+        if group.id not in self._groups:  # unless a new subscriber has started the group again meanwhile
+            await self.bus.leave(group.id)
 
     def poke(self, caller: str) -> None:
         """The caller wrote: its pollers poll now instead of at their next tick."""
@@ -191,7 +194,7 @@ class LiveHub:
     # --- polling --------------------------------------------------------------------------------------
 
     async def _run(self, group: Group) -> None:
-        owner = f"{self.instance}:{group.id}"
+        owner = f"{self.instance}:{next(_runs)}"  # this runner's, not the next one's of the same group
         lease = 1.5 * self.interval  # renewed every half interval: a dead poller is replaced within two
         try:
             group.holder = await self.bus.hold(group.id, owner, lease)
