@@ -90,7 +90,7 @@ class RedisBus:
         # Its own connection without a read timeout (it waits for messages) nor retries (it reconnects itself).
         self._subscriber = Redis(**options, retry=Retry(NoBackoff(), 0))
         self._groups: set[str] = set()
-        self._locks: dict[str, Lock] = {}  # by owner (one runner of a group), while held
+        self._locks: dict[tuple[str, str], Lock] = {}  # by (group, owner: one runner of it), while held
         self._pubsub = None
         self._task: asyncio.Task | None = None
         self._deliver: Deliver | None = None
@@ -117,17 +117,17 @@ class RedisBus:
         instance polls on its own rather than nobody)."""
         if not self._usable():
             return True
-        lock = self._locks.get(owner)
+        lock = self._locks.get((group, owner))
         try:
             if lock is not None:
                 try:
                     await lock.extend(seconds, replace_ttl=True)
                     return True
                 except LockError:  # expired and perhaps taken over: try again like anyone else
-                    self._locks.pop(owner, None)
+                    self._locks.pop((group, owner), None)
             lock = self._redis.lock(f"lg1:live:{group}:lease", timeout=seconds, blocking=False, thread_local=False)
             if await lock.acquire(token=owner):
-                self._locks[owner] = lock
+                self._locks[(group, owner)] = lock
                 return True
             return False
         except _REDIS_ERRORS as exc:
@@ -135,7 +135,7 @@ class RedisBus:
             return True
 
     async def release(self, group: str, owner: str) -> None:
-        lock = self._locks.pop(owner, None)
+        lock = self._locks.pop((group, owner), None)
         if lock is not None:
             with contextlib.suppress(LockError, *_REDIS_ERRORS):
                 await lock.release()
@@ -224,8 +224,8 @@ class RedisBus:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        for owner in list(self._locks):
-            await self.release("", owner)
+        for group, owner in list(self._locks):
+            await self.release(group, owner)
         with contextlib.suppress(Exception):
             await self._subscriber.aclose()
         with contextlib.suppress(Exception):
