@@ -16,6 +16,7 @@ import strawberry
 from gateway.datasource.live import LeadWatch, WindowWatch
 from gateway.errors import GatewayError
 from gateway.graphql.context import GatewayContext
+from gateway.graphql.execution.fast import share_results
 from gateway.graphql.inputs import AfterArg, FilterArg, FirstArg, to_filter
 from gateway.graphql.types import Lead, LeadConnection
 from gateway.leads.pagination import resolve_window
@@ -36,7 +37,10 @@ async def _events(ctx: GatewayContext, caller: str, token: str, watch, convert: 
                 yield state.value  # the field's error; the subscription ends after it
                 return
             ctx.renew()
-            yield convert(state.value)
+            payload = state.memo.get("payload")
+            if payload is None:  # one per state, shared by its subscribers (and so is its execution)
+                payload = state.memo["payload"] = share_results(convert(state.value))
+            yield payload
 
 
 @strawberry.type(description="Live data: each field sends its value at once, then again whenever it changes "
@@ -64,5 +68,6 @@ class Subscription:
                    ) -> AsyncGenerator[Lead | None, None]:
         ctx: GatewayContext = info.context
         caller, token = _admit(ctx)
+        # Lead.build, not from_record: a payload of its own, never one a query's answer also holds.
         return _events(ctx, caller, token, LeadWatch(database_id),
-                       lambda record: Lead.from_record(record) if record is not None else None)
+                       lambda record: Lead.build(record) if record is not None else None)

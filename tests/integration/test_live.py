@@ -421,6 +421,22 @@ async def test_a_change_is_pushed_and_nothing_is_sent_while_unchanged(gw, upstre
     await each_transport(check)
 
 
+async def test_graphql_cores_own_executor_serves_subscriptions_too(make_gateway, upstream):
+    """GATEWAY_FAST_EXECUTION=false (or an unknown strawberry/graphql-core): every event on graphql-core's executor."""
+    slow = make_gateway(cache_ttl=0, live_interval=INTERVAL, fast_execution=False)
+    token = new_token()
+    lead = changeable(token)
+    async with clients() as (session, client):
+        subs = [await Subscriber.start(t, session, client, slow, token, variables={"first": 5}) for t in TRANSPORTS]
+        for sub in subs:
+            assert window_of(await sub.next()) == expected_window(token, 5)
+        await acontrol(upstream, "POST", lead["id"], token, {"status": "completed"})
+        for sub in subs:
+            event = window_of(await sub.next(INTERVAL + 1.5))
+            assert {n["databaseId"]: n["status"] for n in event["nodes"]}[lead["id"]] == "COMPLETED"
+            await sub.close()
+
+
 async def test_a_window_after_a_cursor(gw, upstream):
     token = new_token()
     rows = dataset_for_token(token)
@@ -491,6 +507,32 @@ async def test_many_subscribers_of_one_window_share_one_poll(gw, upstream):
         assert len({json.dumps(e, sort_keys=True) for e in events}) == 1  # the same event for all
         assert {n["databaseId"]: n["status"] for n in window_of(events[0])["nodes"]}[lead["id"]] == "COMPLETED"
         await asyncio.gather(*(s.close() for s in subs))
+    await no_live_left(gw)
+
+
+async def test_subscribers_of_one_state_share_one_execution_per_document(gw, upstream):
+    """Hasura's cohorts: one payload per state, executed once per (document, variables) whoever receives it."""
+    from gateway.graphql.execution.fast import SHARED_RESULTS
+
+    token = new_token()
+    lead = changeable(token)
+    other = "subscription($first: Int) { leads(first: $first) { totalCount } }"
+    async with clients() as (session, client):
+        subs = [await Subscriber.start(t, session, client, gw, token, variables={"first": 5})
+                for t in ("ws", "ws", "sse", "multipart", "ws", "sse")]
+        subs.append(await Subscriber.start("ws", session, client, gw, token, other, {"first": 5}))
+        for sub in subs:
+            await sub.next()
+        await acontrol(upstream, "POST", lead["id"], token, {"status": "completed"})
+        events = [await sub.next(INTERVAL + 1.5) for sub in subs]
+        assert all(e == events[0] for e in events[:6]) and events[6]["data"]["leads"]["totalCount"] > 0
+        [group] = hub_of(gw)._groups.values()
+        payload = group.state.memo["payload"]
+        shared = getattr(payload, SHARED_RESULTS)
+        # Two documents, one execution each (with the fast path; graphql-core's own executor runs each event).
+        assert len(shared) == (2 if gw.settings.fast_execution else 0)
+        for sub in subs:
+            await sub.close()
     await no_live_left(gw)
 
 

@@ -72,6 +72,8 @@ class State:
     body: bytes
     digest: str
     value: Window | LeadRecord | GatewayError | None = field(compare=False)
+    # What the layers above build once from ``value`` for every subscriber of this state (its GraphQL payload).
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def final(self) -> bool:

@@ -20,8 +20,10 @@ The hook into graphql-core's executor, and what is read of strawberry's types, i
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import orjson
 from graphql import (
     GraphQLEnumType,
     GraphQLList,
@@ -82,10 +84,51 @@ def _enum_names(enum_type: GraphQLEnumType) -> _EnumNames:
     return names
 
 
+#: An attribute a subscription puts on an event's payload that every subscriber of that state receives (the
+#: same object): a dict in which each (document, variables) is executed once for all of them (Hasura's
+#: "one result per cohort": 100 subscribers of a window cost one execution per change, not 100).
+SHARED_RESULTS = "_gateway_shared_results"
+
+
+def share_results(payload: Any) -> Any:
+    """Mark ``payload`` as one shared by every subscriber of a state (see ``SHARED_RESULTS``)."""
+    if payload is not None and not hasattr(payload, SHARED_RESULTS):
+        setattr(payload, SHARED_RESULTS, {})
+    return payload
+
+
+def _variables_key(values: dict | None) -> str:
+    return orjson.dumps(values or {}, option=orjson.OPT_SORT_KEYS, default=repr).decode()
+
+
 class FastExecutionContext(compat.WalkingExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._plans = None if self.field_middleware else _plans(self.schema)
+
+    def execute_operation(self, *args: Any, **kwargs: Any):
+        """A subscription event whose payload is shared (``share_results``) is executed once per document and
+        variables: the subscribers of one state are the same caller, so the result is the same for each.
+        The parsed document is the same object for every request of one text (``documents.py``), and the
+        memo holds it, so its id cannot be another document's."""
+        shared = getattr(self.root_value, SHARED_RESULTS, None)
+        if shared is None:
+            return super().execute_operation(*args, **kwargs)
+        key = (id(self.operation), _variables_key(self.variable_values))
+        hit = shared.get(key)
+        if hit is not None and hit[0] is self.operation:
+            return _shared(hit[1]) if isinstance(hit[1], asyncio.Future) else hit[1]
+        result = super().execute_operation(*args, **kwargs)
+        if self.is_awaitable(result):  # nested reads: the others wait for this one's
+            future = asyncio.ensure_future(result)
+            shared[key] = (self.operation, future)
+            return _shared(future)
+        shared[key] = (self.operation, result)
+        return result
+
+
+async def _shared(future: asyncio.Future):
+    return await asyncio.shield(future)
 
     def walk(self, parent_type: GraphQLObjectType, source: Any, fields) -> dict[str, Any] | None:
         if self._plans is not None and parent_type in self._plans:
