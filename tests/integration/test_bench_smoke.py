@@ -55,3 +55,37 @@ def test_writes_benchmark_smoke():
                    "from A's answer to B serving the lead, p50 / p99"):
         assert rows[figure].endswith(" ms"), out.stdout
     assert (doc.read_bytes() if doc.exists() else None) == before  # without --write-docs it writes nothing
+
+
+def test_live_benchmark_smoke():
+    """20 subscribers (WebSocket and SSE) on 2 callers x 2 windows, on one gateway, then on two sharing Redis."""
+    import os
+    import shutil
+
+    from bench.writes import redis_answers
+    from tests.conftest import skip_or_fail
+
+    redis_url = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")  # what the benchmark uses
+    if not redis_answers(redis_url) and shutil.which("redis-server") is None:
+        skip_or_fail(f"no Redis answers at {redis_url} and redis-server is not installed")
+    doc = ROOT / "docs" / "LIVE.md"
+    before = doc.read_bytes() if doc.exists() else None
+    out = subprocess.run([sys.executable, "-m", "bench.live", "--smoke"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=240)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("| figure |"))
+    assert [c.strip() for c in header.split("|")[2:-2]] == ["1 instance, 20", "2 instances, 20"], out.stdout
+    rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in line.split("|")[1:-1]] for line in lines
+                                               if line.startswith("| ") and line != header and "---" not in line)}
+    assert rows["distinct windows (callers x windows)"][:2] == ["4", "4"], out.stdout
+    for phase in range(2):
+        assert rows["subscribed (first window received) / time until all"][phase].startswith("20 / "), out.stdout
+        # One poll per distinct window per interval, with one instance or two (boundary effects aside).
+        polls = float(rows["upstream polls per interval, quiet span (4 intervals)"][phase].split()[0])
+        assert 2 <= polls <= 6, out.stdout
+        assert rows["push latency, change to last subscriber: p50 / p99 / max"][phase].count(" ms") == 3, out.stdout
+        assert rows["gateway memory per subscriber (KiB)"][phase], out.stdout
+    assert "/" in rows["gateway CPU, quiet span (% of one CPU, per instance)"][1], out.stdout  # per instance
+    assert any(line.startswith("Targets missed: ") for line in lines)
+    assert (doc.read_bytes() if doc.exists() else None) == before  # without --write-docs it writes nothing
