@@ -22,6 +22,7 @@ import { loadDevMessages, loadErrorMessages } from '@apollo/client/dev/index.js'
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions/index.js';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { liveHarness } from './live-harness.mjs';
 
 loadDevMessages();
 loadErrorMessages();
@@ -31,32 +32,7 @@ if (!['ws', 'multipart'].includes(mode) || !url || !demoUrl || !token || !planJs
   console.error('usage: node apollo-subscription.mjs <ws|multipart> <url> <demo url> <token> <plan JSON>');
   process.exit(2);
 }
-const plan = JSON.parse(planJson);
-const timeoutMs = plan.timeoutMs ?? 20000;
-const started = Date.now();
-const elapsed = () => Date.now() - started;
-const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
-const phase = (name, extra = {}) =>
-  process.stdout.write(`${JSON.stringify({ phase: name, t: elapsed(), ...extra })}\n`);
-
-async function waitFor(predicate, ms = timeoutMs) {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) return false;
-    await sleep(20);
-  }
-  return true;
-}
-
-// The demo upstream's control call: change (POST) or remove (DELETE) one of the tenant's leads.
-async function control(method, id, body) {
-  const response = await fetch(`${demoUrl}/_demo/leads/${id}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { method, id, body: body ?? null, status: response.status, t: elapsed() };
-}
+const { plan, timeoutMs, elapsed, sleep, phase, waitFor, control } = liveHarness(demoUrl, token, planJson);
 
 const LIVE_LEADS = gql`
   subscription LiveLeads($first: Int) {

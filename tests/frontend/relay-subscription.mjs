@@ -18,6 +18,7 @@ import RelayRuntime from 'relay-runtime';
 import WebSocket from 'ws';
 
 import { loadArtifacts } from './relay-environment.mjs';
+import { liveHarness } from './live-harness.mjs';
 
 const {
   Environment, Network, Observable, RecordSource, Store, getSingularSelector, requestSubscription,
@@ -28,31 +29,7 @@ if (!artifactDir || !url || !demoUrl || !token || !planJson) {
   console.error('usage: node relay-subscription.mjs <artifact dir> <url> <demo url> <token> <plan JSON>');
   process.exit(2);
 }
-const plan = JSON.parse(planJson);
-const timeoutMs = plan.timeoutMs ?? 20000;
-const started = Date.now();
-const elapsed = () => Date.now() - started;
-const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
-const phase = (name, extra = {}) =>
-  process.stdout.write(`${JSON.stringify({ phase: name, t: elapsed(), ...extra })}\n`);
-
-async function waitFor(predicate, ms = timeoutMs) {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) return false;
-    await sleep(20);
-  }
-  return true;
-}
-
-async function control(method, id, body) {
-  const response = await fetch(`${demoUrl}/_demo/leads/${id}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { method, id, body: body ?? null, status: response.status, t: elapsed() };
-}
+const { plan, elapsed, sleep, phase, waitFor, control } = liveHarness(demoUrl, token, planJson);
 
 const { LeadsLiveSubscription, LeadDetails_lead } = loadArtifacts(artifactDir);
 

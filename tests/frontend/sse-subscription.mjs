@@ -14,37 +14,14 @@
 // Prints progress lines ({"phase": ...}) and, last, ONE JSON object with what it saw; every check is made
 // by the pytest side (tests/e2e/test_live_clients.py).
 import { createClient } from 'graphql-sse';
+import { liveHarness } from './live-harness.mjs';
 
 const [url, demoUrl, token, planJson] = process.argv.slice(2);
 if (!url || !demoUrl || !token || !planJson) {
   console.error('usage: node sse-subscription.mjs <url> <demo url> <token> <plan JSON>');
   process.exit(2);
 }
-const plan = JSON.parse(planJson);
-const timeoutMs = plan.timeoutMs ?? 20000;
-const started = Date.now();
-const elapsed = () => Date.now() - started;
-const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
-const phase = (name, extra = {}) =>
-  process.stdout.write(`${JSON.stringify({ phase: name, t: elapsed(), ...extra })}\n`);
-
-async function waitFor(predicate, ms = timeoutMs) {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) return false;
-    await sleep(20);
-  }
-  return true;
-}
-
-async function control(method, id, body) {
-  const response = await fetch(`${demoUrl}/_demo/leads/${id}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { method, id, body: body ?? null, status: response.status, t: elapsed() };
-}
+const { plan, elapsed, sleep, phase, waitFor, control } = liveHarness(demoUrl, token, planJson);
 
 // Every request the client makes, and how the gateway answered (the stream's content type).
 const http = [];
