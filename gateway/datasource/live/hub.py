@@ -254,11 +254,11 @@ class LiveHub:
             watch = group.watch
             if isinstance(watch, WindowWatch):
                 return window_state(await source.window(watch.filter, watch.request))
-            return lead_state(await self._find_lead(group, watch, source, fresh))
+            return lead_state(await self._find_lead(group, watch, source))
         finally:
             source.release()
 
-    async def _find_lead(self, group: Group, watch: LeadWatch, source, fresh: bool) -> LeadRecord | None:
+    async def _find_lead(self, group: Group, watch: LeadWatch, source) -> LeadRecord | None:
         """Found once by a scan of the list, then read with its narrow filter (one small page per poll)."""
         if group.narrow is not None:
             window = await source.window(group.narrow, LEAD_PAGE)

@@ -101,6 +101,11 @@ def _variables_key(values: dict | None) -> str:
     return orjson.dumps(values or {}, option=orjson.OPT_SORT_KEYS, default=repr).decode()
 
 
+async def _shared(future: asyncio.Future):
+    """The result another subscriber's execution of the same event is computing."""
+    return await asyncio.shield(future)
+
+
 class FastExecutionContext(compat.WalkingExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -125,10 +130,6 @@ class FastExecutionContext(compat.WalkingExecutionContext):
             return _shared(future)
         shared[key] = (self.operation, result)
         return result
-
-
-async def _shared(future: asyncio.Future):
-    return await asyncio.shield(future)
 
     def walk(self, parent_type: GraphQLObjectType, source: Any, fields) -> dict[str, Any] | None:
         if self._plans is not None and parent_type in self._plans:
