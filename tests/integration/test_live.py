@@ -1152,6 +1152,31 @@ async def test_resubscribing_at_once_on_the_listening_instance_still_gets_change
     await no_live_left(b)
 
 
+async def test_the_listening_instance_resubscribes_after_its_pubsub_connection_is_killed(make_gateway, upstream,
+                                                                                         private_redis):
+    """Redis drops the pub/sub connections (CLIENT KILL, a failover): the listening instance subscribes again,
+    reads the groups' last states, and the poller's later changes still reach its subscribers."""
+    import redis
+
+    a, b = shared_pair(make_gateway, private_redis.url)
+    token = new_token()
+    lead = changeable(token)
+    async with clients() as (session, client):
+        on_a = await Subscriber.start("ws", session, client, a, token, variables={"first": 5})  # a polls
+        await on_a.next()
+        on_b = await Subscriber.start("sse", session, client, b, token, variables={"first": 5})
+        await on_b.next()
+        killed = redis.Redis.from_url(private_redis.url).client_kill_filter(_type="pubsub")
+        assert killed >= 2  # both instances' live listeners (and their generation watches)
+        await asyncio.sleep(0.5)
+        await acontrol(upstream, "POST", lead["id"], token, {"status": "completed"})
+        for sub in (on_a, on_b):
+            event = window_of(await sub.next(INTERVAL + 2.0))
+            assert {n["databaseId"]: n["status"] for n in event["nodes"]}[lead["id"]] == "COMPLETED"
+        await on_a.close()
+        await on_b.close()
+
+
 async def test_create_lead_on_one_instance_pokes_the_poller_on_the_other(make_gateway, upstream, private_redis):
     secret = uuid.uuid4().hex
     a, b = [make_gateway(cache_ttl=0, live_interval=5, cache_url=private_redis.url, cache_secret=secret)

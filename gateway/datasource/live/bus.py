@@ -185,6 +185,10 @@ class RedisBus:
             try:
                 self._pubsub = pubsub  # first: a group joining meanwhile subscribes on it too
                 await pubsub.subscribe(GENERATIONS, *(channel(g) for g in self._groups))
+                # What was published while the connection was down (or not yet up) is lost: read the last states.
+                for group in list(self._groups):
+                    if (body := await self.last(group)) is not None:
+                        self._deliver(group, body)
                 delay = 0.1
                 pinged = pong = time.monotonic()
                 while True:
