@@ -73,10 +73,11 @@ mutation CreateLead($input: CreateLeadInput!) {
 
 EXAMPLE_SUBSCRIPTION = """\
 # Live data: the window at once, then again whenever it changes.
-# The demo upstream moves a lead every few seconds; watch the
-# statuses change. Press stop (or close the tab) to end it.
+# The demo upstream moves a lead one status on every few seconds:
+# leads enter and leave SCHEDULED, and totalCount follows.
+# Press stop (or close the tab) to end it.
 subscription LiveLeads {
-  leads(first: 5) {
+  leads(first: 5, filter: {status: SCHEDULED}) {
     totalCount
     edges {
       node { databaseId customerName status updatedAt }
