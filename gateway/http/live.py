@@ -36,8 +36,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from gateway.graphql.extensions.errors import INTERNAL_MESSAGE, format_error
-from gateway.http.protocol import encode_json
+from gateway.graphql.extensions.errors import INTERNAL_MESSAGE, drop_tracebacks, format_error
+from gateway.http.protocol import encode_json, parse_bearer
 
 SUBSCRIPTION_ONLY = (OperationType.SUBSCRIPTION,)
 
@@ -70,7 +70,7 @@ def result_body(result) -> dict:
     body: dict = {"data": result.data}
     if result.errors:
         body["errors"] = [formatted(e) for e in result.errors]
-        _drop_tracebacks(result.errors)
+        drop_tracebacks(result.errors)
     if result.extensions:
         body["extensions"] = result.extensions
     return body
@@ -197,14 +197,7 @@ def token_from_params(payload: dict, demo_token: str | None) -> str | None:
     header = values.get("authorization")
     if header is None and isinstance(values.get("headers"), dict):
         header = {k.lower(): v for k, v in values["headers"].items() if isinstance(k, str)}.get("authorization")
-    if header is None:
-        return demo_token
-    if not isinstance(header, str):
-        return None
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+    return parse_bearer(header, demo_token)
 
 
 def _mask(message: dict) -> None:
@@ -222,10 +215,3 @@ def _mask(message: dict) -> None:
             else:
                 errors[i] = {**error, "extensions": {**(error.get("extensions") or {}),
                                                      "code": "GRAPHQL_VALIDATION_FAILED"}}
-
-
-def _drop_tracebacks(errors: list[GraphQLError]) -> None:
-    for error in errors:
-        error.__traceback__ = None
-        if error.original_error is not None:
-            error.original_error.__traceback__ = None

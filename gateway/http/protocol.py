@@ -118,9 +118,16 @@ def wants_html(accept: str | None) -> bool:
 
 def bearer_token(request: Request, demo_token: str | None) -> str | None:
     """The caller's bearer token; ``demo_token`` stands in for a missing header in ``--demo`` mode."""
-    header = request.headers.get("authorization")
+    return parse_bearer(request.headers.get("authorization"), demo_token)
+
+
+def parse_bearer(header: object, demo_token: str | None) -> str | None:
+    """The token of an ``Authorization`` value (a header, or a WebSocket's ``connection_init`` entry): None for
+    anything but ``Bearer <token>``; ``demo_token`` when there is none at all."""
     if header is None:
         return demo_token
+    if not isinstance(header, str):
+        return None
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None  # a malformed header is never replaced by the demo token

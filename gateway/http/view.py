@@ -71,6 +71,7 @@ from strawberry.types.graphql import OperationType
 from gateway.observability import scope as request_scope
 from gateway.config import Settings
 from gateway.graphql.context import ContextFactory
+from gateway.graphql.extensions.errors import drop_tracebacks
 from gateway.graphql.extensions.limits import Limits, check_document, document_bytes
 from gateway.graphql.schema import build_schema
 from gateway.http.graphiql.page import graphiql_html
@@ -220,8 +221,8 @@ class GatewayGraphQL(GraphQL):
         if self.rate_limiter is not None and context.token is not None:
             seconds = await self.rate_limiter.check(self.contexts.caller(context.token), 1)
             if seconds is not None:
-                return [{"message": f"Too many requests from this caller: retry in {seconds} s.",
-                         "extensions": {"code": "RATE_LIMITED", "retryAfter": seconds, "reason": "RATE_LIMIT"}}]
+                message, extensions = _over_rate(seconds)
+                return [{"message": message, "extensions": {"code": "RATE_LIMITED", **extensions}}]
         return None
 
     async def limit_rate(self, request: Request, cost: int) -> None:
@@ -234,9 +235,9 @@ class GatewayGraphQL(GraphQL):
         caller = self.contexts.caller(token)
         seconds = await self.rate_limiter.check(caller, cost)
         if seconds is not None:
-            await self.refuse(caller, HTTPError(
-                429, "RATE_LIMITED", f"Too many requests from this caller: retry in {seconds} s.",
-                headers={"Retry-After": str(seconds)}, retryAfter=seconds, reason="RATE_LIMIT"))
+            message, extensions = _over_rate(seconds)
+            await self.refuse(caller, HTTPError(429, "RATE_LIMITED", message, headers={"Retry-After": str(seconds)},
+                                                **extensions))
 
     async def refuse_early(self, request: Request) -> None:
         """A caller refused upstream calls right now for reasons of its own (paused after a 429, its own
@@ -355,7 +356,7 @@ class GatewayGraphQL(GraphQL):
             body["data"] = result.data  # a request error has no `data` entry at all
         if result.errors:
             body["errors"] = [e.formatted for e in result.errors]
-            _drop_tracebacks(result.errors)
+            drop_tracebacks(result.errors)
         if result.extensions:
             body["extensions"] = result.extensions
         context.release()  # what it read goes now, not at the cyclic collector's next pass
@@ -383,17 +384,9 @@ def _outcome(result) -> str:
     return REQUEST_ERROR
 
 
-def _drop_tracebacks(errors: list[GraphQLError]) -> None:
-    """The answer is built and nothing reads these errors' tracebacks any more; each holds every frame the
-    error went through, with the request's whole state, in reference cycles (a frame that raised an error
-    it holds), left to the cyclic collector's next full pass otherwise (docs/ISOLATION.md)."""
-    for error in errors:
-        seen: set[int] = set()
-        exc: BaseException | None = error
-        while exc is not None and id(exc) not in seen:
-            seen.add(id(exc))
-            exc.__traceback__ = None
-            exc = exc.__cause__ or exc.__context__ or getattr(exc, "original_error", None)
+def _over_rate(seconds: int) -> tuple[str, dict]:
+    """The message and extensions of a refusal by ``GATEWAY_RATE_LIMIT`` (over HTTP or a WebSocket)."""
+    return f"Too many requests from this caller: retry in {seconds} s.", {"retryAfter": seconds, "reason": "RATE_LIMIT"}
 
 
 def _request_error(message: str, code: str) -> dict:

@@ -32,7 +32,9 @@ if (!['ws', 'multipart'].includes(mode) || !url || !demoUrl || !token || !planJs
   console.error('usage: node apollo-subscription.mjs <ws|multipart> <url> <demo url> <token> <plan JSON>');
   process.exit(2);
 }
-const { plan, timeoutMs, elapsed, sleep, phase, waitFor, control } = liveHarness(demoUrl, token, planJson);
+const {
+  plan, timeoutMs, elapsed, sleep, phase, control, firstQuietChange,
+} = liveHarness(demoUrl, token, planJson);
 
 const LIVE_LEADS = gql`
   subscription LiveLeads($first: Int) {
@@ -99,19 +101,7 @@ const subscription = client.subscribe({ query: LIVE_LEADS, variables: { first: p
 });
 
 try {
-  out.gotFirst = await waitFor(() => events.length >= 1 || ended.error);
-  out.first = events[0] ?? null;
-  phase('first');
-
-  // Nothing changes: nothing should arrive.
-  await sleep(plan.quietMs);
-  out.quietEvents = events.slice(1);
-
-  // One lead changed through the control call: the next event should show it.
-  const before = events.length;
-  out.change = await control('POST', plan.change.id, plan.change.body);
-  out.gotChanged = await waitFor(() => events.length > before || ended.error);
-  out.changed = events[before] ?? null;
+  await firstQuietChange(events, ended, out);
   out.changeLatencyMs = out.changed ? out.changed.t - out.change.t : null;
 
   // Quiet again: the change is sent once.

@@ -28,5 +28,19 @@ export function liveHarness(demoUrl, token, planJson) {
     return { method, id, body: body ?? null, status: response.status, t: elapsed() };
   }
 
-  return { plan, timeoutMs, elapsed, sleep, phase, waitFor, control };
+  // The steps every script takes first: the first event, a quiet while (nothing should arrive), then one lead
+  // changed through the control call and the next event (which should show it); recorded into `out`.
+  async function firstQuietChange(events, ended, out) {
+    out.gotFirst = await waitFor(() => events.length >= 1 || ended.error);
+    out.first = events[0] ?? null;
+    phase('first');
+    await sleep(plan.quietMs);
+    out.quietEvents = events.slice(1);
+    const before = events.length;
+    out.change = await control('POST', plan.change.id, plan.change.body);
+    out.gotChanged = await waitFor(() => events.length > before || ended.error);
+    out.changed = events[before] ?? null;
+  }
+
+  return { plan, timeoutMs, elapsed, sleep, phase, waitFor, control, firstQuietChange };
 }

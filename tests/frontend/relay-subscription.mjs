@@ -29,7 +29,7 @@ if (!artifactDir || !url || !demoUrl || !token || !planJson) {
   console.error('usage: node relay-subscription.mjs <artifact dir> <url> <demo url> <token> <plan JSON>');
   process.exit(2);
 }
-const { plan, elapsed, sleep, phase, waitFor, control } = liveHarness(demoUrl, token, planJson);
+const { plan, elapsed, sleep, phase, control, firstQuietChange } = liveHarness(demoUrl, token, planJson);
 
 const { LeadsLiveSubscription, LeadDetails_lead } = loadArtifacts(artifactDir);
 
@@ -95,17 +95,7 @@ const disposable = requestSubscription(environment, {
 });
 
 try {
-  out.gotFirst = await waitFor(() => events.length >= 1 || ended.error);
-  out.first = events[0] ?? null;
-  phase('first');
-
-  await sleep(plan.quietMs);
-  out.quietEvents = events.slice(1);
-
-  const before = events.length;
-  out.change = await control('POST', plan.change.id, plan.change.body);
-  out.gotChanged = await waitFor(() => events.length > before || ended.error);
-  out.changed = events[before] ?? null;
+  await firstQuietChange(events, ended, out);
 
   const afterChange = events.length;
   await sleep(plan.quietMs);

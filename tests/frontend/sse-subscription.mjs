@@ -21,7 +21,7 @@ if (!url || !demoUrl || !token || !planJson) {
   console.error('usage: node sse-subscription.mjs <url> <demo url> <token> <plan JSON>');
   process.exit(2);
 }
-const { plan, elapsed, sleep, phase, waitFor, control } = liveHarness(demoUrl, token, planJson);
+const { plan, elapsed, sleep, phase, waitFor, control, firstQuietChange } = liveHarness(demoUrl, token, planJson);
 
 // Every request the client makes, and how the gateway answered (the stream's content type).
 const http = [];
@@ -76,17 +76,7 @@ const out = { leads: {}, lead: {} };
   phase('subscribing');
   const dispose = subscribe(LIVE_LEADS, { first: plan.first }, events, ended);
   try {
-    o.gotFirst = await waitFor(() => events.length >= 1 || ended.error);
-    o.first = events[0] ?? null;
-    phase('first');
-
-    await sleep(plan.quietMs);
-    o.quietEvents = events.slice(1);
-
-    const before = events.length;
-    o.change = await control('POST', plan.change.id, plan.change.body);
-    o.gotChanged = await waitFor(() => events.length > before || ended.error);
-    o.changed = events[before] ?? null;
+    await firstQuietChange(events, ended, o);
 
     const afterChange = events.length;
     await sleep(plan.quietMs);

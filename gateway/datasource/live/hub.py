@@ -242,8 +242,7 @@ class LiveHub:
                                                                 "caller": group.caller[:8]}})
                 return
             state = error_state(exc)
-        if group.state is None or state.digest != group.state.digest:
-            self._set(group, state)
+        if self._set(group, state):
             # An error ends the subscriptions that get it, but is not kept as the group's state for later ones.
             await self.bus.publish(group.id, state.body, keep=not state.final)
 
@@ -291,14 +290,16 @@ class LiveHub:
             return
         self._set(group, state)
 
-    def _set(self, group: Group, state: State) -> None:
-        """Hand a state to the group's subscribers, unless they have it already (the hash of the last one)."""
+    def _set(self, group: Group, state: State) -> bool:
+        """Hand a state to the group's subscribers, unless they have it already (the hash of the last one);
+        whether it was new."""
         if group.state is not None and group.state.digest == state.digest:
-            return
+            return False
         group.state = state
         self.stats.live_pushes += len(group.slots)
         for slot in group.slots:
             slot.put(state)
+        return True
 
     # --- shutting down --------------------------------------------------------------------------------
 

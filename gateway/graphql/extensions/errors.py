@@ -58,3 +58,16 @@ class ResponseWarnings(SchemaExtension):
     def get_results(self) -> dict:
         warnings = getattr(self.execution_context.context, "warnings", None)
         return {"warnings": list(warnings)} if warnings else {}
+
+
+def drop_tracebacks(errors: list[GraphQLError]) -> None:
+    """The answer is built and nothing reads these errors' tracebacks any more; each holds every frame the
+    error went through, with the request's whole state, in reference cycles (a frame that raised an error
+    it holds), left to the cyclic collector's next full pass otherwise (docs/ISOLATION.md)."""
+    for error in errors:
+        seen: set[int] = set()
+        exc: BaseException | None = error
+        while exc is not None and id(exc) not in seen:
+            seen.add(id(exc))
+            exc.__traceback__ = None
+            exc = exc.__cause__ or exc.__context__ or getattr(exc, "original_error", None)
