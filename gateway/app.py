@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -16,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings
 from gateway.datasource.source import LeadsSources
 from gateway.graphql.context import ContextFactory
 from gateway.http.cors import CORSMiddleware
@@ -24,6 +25,8 @@ from gateway.http.graphiql.assets import asset_routes
 from gateway.http.middleware import GraphQLFirst, RequestMiddleware
 from gateway.http.view import GatewayGraphQL
 from gateway.observability.metrics import CONTENT_TYPE, Stats, metrics_registry, render
+
+log = logging.getLogger("gateway.app")
 
 
 def _before_signals(callback: Callable[[], None]) -> Callable[[], None]:
@@ -51,6 +54,25 @@ def _before_signals(callback: Callable[[], None]) -> Callable[[], None]:
     return restore
 
 
+def _on_hangup(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback`` on the event loop at each SIGHUP (main thread only); returns what removes it. Under
+    ``--workers N`` uvicorn's supervisor takes SIGHUP itself and restarts the workers, which reload too."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
+        return lambda: None
+    loop.add_signal_handler(signal.SIGHUP, callback)
+    return lambda: loop.remove_signal_handler(signal.SIGHUP)
+
+
+def reload_manifests(graphql: GatewayGraphQL) -> None:
+    """SIGHUP: the persisted-document manifests read again; a bad set is logged and the current one kept."""
+    try:
+        count = graphql.reload_manifests()
+    except ConfigError as e:
+        log.error("persisted documents not reloaded: %s", e)
+        return
+    log.info("persisted documents reloaded", extra={"fields": {"documents": count}})
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     stats = Stats()
@@ -60,6 +82,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await sources.start()
+        graphql.persisted.store = sources.documents  # APQ registrations live in the cache backend
+        stats.persisted = graphql.persisted
         app.state.metrics = metrics_registry(stats, sources.traffic, sources.cache, graphql.rate_limiter)
         loop = asyncio.get_running_loop()
         # Shutdown begins: subscriptions end now, so that their streams close (WebSockets get uvicorn's 1012,
@@ -70,11 +94,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
         app.state.drain = drain
         restore = _before_signals(app.state.drain)
+        unhook = _on_hangup(loop, lambda: reload_manifests(graphql))
         app.state.ready = True
         try:
             yield
         finally:
             restore()
+            unhook()
             app.state.ready = False
             await sources.close()
             if graphql.rate_limiter is not None:
@@ -99,7 +125,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/graphql", graphql),  # every method: the view answers the ones it refuses (JSON 405)
-            *asset_routes(settings.graphiql),  # GraphiQL's bundles, /graphql/assets/<name>
+            *asset_routes(settings.graphiql_on),  # GraphiQL's bundles, /graphql/assets/<name>
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),

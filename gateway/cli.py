@@ -39,6 +39,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ.setdefault("GATEWAY_DEMO_TOKEN", DEMO_TOKEN)
         print(f"demo upstream on {upstream.url}/user/leads", file=sys.stderr)
     settings = Settings.from_env()  # fail fast, with a clear message, before uvicorn starts
+    _check_manifests(settings)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"GraphiQL on http://{host}:{args.port}/graphql", file=sys.stderr)
     # On SIGTERM uvicorn stops accepting, lets in-flight requests finish for up to the grace period,
@@ -54,6 +55,22 @@ def _serve(args: argparse.Namespace) -> int:
                 ws_ping_interval=settings.live_keepalive, ws_ping_timeout=settings.live_keepalive,
                 proxy_headers=False, server_header=False)
     return 0
+
+
+def _check_manifests(settings: Settings) -> None:
+    """Every persisted-document manifest read and each document validated before uvicorn starts: a bad one is
+    a ``ConfigError`` naming the file, the id and the problem (exit status 2), not a worker's traceback."""
+    if not settings.persisted_documents:
+        return
+    from gateway.graphql.extensions.limits import Limits
+    from gateway.graphql.persisted import load_manifests
+    from gateway.graphql.schema import build_schema
+
+    manifest = load_manifests(settings.persisted_documents, build_schema(settings), Limits.from_settings(settings),
+                              introspection=settings.introspection)
+    print(f"{len(manifest)} persisted documents from {len(settings.persisted_documents)} manifest(s)"
+          + ("; only these run (GATEWAY_ALLOW_ARBITRARY_DOCUMENTS=false)" if not settings.allow_arbitrary_documents
+             else ""), file=sys.stderr)
 
 
 def _demo_options(args: argparse.Namespace):

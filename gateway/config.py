@@ -34,7 +34,8 @@ class Settings:
     upstream_max_bytes: int = 8 * 1024 * 1024
     # How many upstream pages of 100 a by-id lookup may scan (no single-lead endpoint upstream).
     lookup_max_pages: int = 10
-    graphiql: bool = True
+    # GraphiQL at GET /graphql; None: on unless the safelist is on (``allow_arbitrary_documents`` false).
+    graphiql: bool | None = None
     # Token used for requests without one; set by ``serve --demo`` (GATEWAY_DEMO_TOKEN), never in production.
     demo_token: str | None = None
     # Upstream resilience.
@@ -83,6 +84,18 @@ class Settings:
     live_max_per_caller: int = 200  # subscriptions one caller may hold on one instance, all transports
     live_init_timeout: float = 10.0  # seconds a WebSocket may stay open without `connection_init`
     live_keepalive: float = 15.0  # seconds between keep-alive pings (WebSocket pings, SSE/multipart heartbeats)
+    # Persisted documents (graphql/persisted.py): manifest files, Apollo's automatic persisted queries (APQ),
+    # and the safelist (only manifest documents run).
+    persisted_documents: tuple[str, ...] = ()
+    apq: bool = True
+    apq_cache_bytes: int = 4 * 1024 * 1024  # registered texts held in process (bytes of text, LRU)
+    apq_ttl: float = 86_400.0  # how long a registration lives in a shared cache backend (Redis)
+    allow_arbitrary_documents: bool = True
+
+    @property
+    def graphiql_on(self) -> bool:
+        """GraphiQL is served: as set, else only while arbitrary documents may run (the safelist turns it off)."""
+        return self.allow_arbitrary_documents if self.graphiql is None else self.graphiql
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -104,7 +117,7 @@ class Settings:
             upstream_max_bytes=int(_number(env, "GATEWAY_UPSTREAM_MAX_BYTES", 8 * 1024 * 1024, minimum=1024,
                                            integer=True)),
             lookup_max_pages=int(_number(env, "GATEWAY_LOOKUP_MAX_PAGES", 10, minimum=1, integer=True)),
-            graphiql=_flag(env, "GATEWAY_GRAPHIQL", True),
+            graphiql=_flag(env, "GATEWAY_GRAPHIQL", None),
             demo_token=env.get("GATEWAY_DEMO_TOKEN") or None,
             upstream_retries=int(_number(env, "GATEWAY_UPSTREAM_RETRIES", 2, minimum=0, integer=True)),
             upstream_retry_after_max=_number(env, "GATEWAY_UPSTREAM_RETRY_AFTER_MAX", 5.0, minimum=0),
@@ -140,6 +153,12 @@ class Settings:
             live_max_per_caller=int(_number(env, "GATEWAY_LIVE_MAX_PER_CALLER", 200, minimum=1, integer=True)),
             live_init_timeout=_number(env, "GATEWAY_LIVE_INIT_TIMEOUT", 10.0, minimum=0.1),
             live_keepalive=_number(env, "GATEWAY_LIVE_KEEPALIVE", 15.0, minimum=1),
+            persisted_documents=tuple(p.strip() for p in env.get("GATEWAY_PERSISTED_DOCUMENTS", "").split(",")
+                                      if p.strip()),
+            apq=_flag(env, "GATEWAY_APQ", True),
+            apq_cache_bytes=int(_number(env, "GATEWAY_APQ_CACHE_BYTES", 4 * 1024 * 1024, minimum=0, integer=True)),
+            apq_ttl=_number(env, "GATEWAY_APQ_TTL", 86_400.0, minimum=1),
+            allow_arbitrary_documents=_flag(env, "GATEWAY_ALLOW_ARBITRARY_DOCUMENTS", True),
         )
         if not s.upstream_url.startswith(("http://", "https://")):
             raise ConfigError(f"GATEWAY_UPSTREAM_URL must be an http(s) URL, got {s.upstream_url!r}")
@@ -203,7 +222,7 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return raw
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+def _flag(env: Mapping[str, str], name: str, default: bool | None) -> bool | None:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 
 from gateway.config import Settings
 from gateway.datasource.cache import PageCache, Served, build_page_cache
+from gateway.datasource.cache.documents import DocumentStore
 from gateway.datasource.client import LeadsAPI, PageRequest
 from gateway.datasource.http_client import build_client
 from gateway.datasource.live import LiveHub, build_bus
@@ -60,6 +61,7 @@ class LeadsSources:
         self.cache = cache
         self.writer: LeadWriter | None = None
         self.live: LiveHub | None = None
+        self.documents: DocumentStore | None = None  # APQ registrations, in the cache backend
 
     async def start(self) -> None:
         """Open the pooled upstream client (keep-alive connections shared by every request) and the cache."""
@@ -71,6 +73,7 @@ class LeadsSources:
         if self.cache is None:
             self.cache = build_page_cache(s, self.stats)
         self.writer = LeadWriter(self.api, self.cache, self.stats)
+        self.documents = DocumentStore(self.cache.store, self.cache.keys, max_bytes=s.apq_cache_bytes, ttl=s.apq_ttl)
         bus = build_bus(s)
         self.live = LiveHub(self, interval=s.live_interval, max_per_caller=s.live_max_per_caller, bus=bus,
                             stats=self.stats)

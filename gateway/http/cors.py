@@ -57,6 +57,12 @@ class CORSMiddleware(cors.CORSMiddleware):
                          expose_headers=EXPOSE_HEADERS, max_age=max_age)
         self.enabled = bool(allowed)
 
+    async def __call__(self, scope, receive, send) -> None:
+        if not self.enabled and (scope["type"] != "http" or scope["method"] != "OPTIONS"):
+            await self.app(scope, receive, send)  # no allowlist: nothing to add, and not a preflight to refuse
+            return
+        await super().__call__(scope, receive, send)
+
     def is_allowed_origin(self, origin: str) -> bool:
         return super().is_allowed_origin(normalize_origin(origin))
 

@@ -21,6 +21,8 @@ import orjson
 
 from starlette.requests import ClientDisconnect, Request
 
+from gateway.graphql.persisted import DocumentRef
+
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
 
@@ -225,12 +227,14 @@ def decode_json(raw: bytes | str, what: str = "The request body") -> Any:
 
 @dataclass(frozen=True)
 class Params:
-    """A well-formed GraphQL-over-HTTP request: what one operation needs."""
+    """A well-formed GraphQL-over-HTTP request: what one operation needs. ``query`` is None when the request
+    names its document by an id only (``document``: ``documentId``, ``doc_id`` or APQ's hash)."""
 
-    query: str
+    query: str | None
     variables: dict[str, Any] | None = None
     operation_name: str | None = None
     extensions: dict[str, Any] | None = None
+    document: DocumentRef | None = None
 
 
 def params_from_object(data: Any, **where: Any) -> Params:
@@ -239,9 +243,7 @@ def params_from_object(data: Any, **where: Any) -> Params:
         raise bad_request("A GraphQL request must be a JSON object with a `query` string"
                           + (" (or an array of such objects)." if not where else "."), **where)
     query = data.get("query")
-    if query is None:
-        raise bad_request("The request has no `query`: send the GraphQL document as a string.", **where)
-    if not isinstance(query, str):
+    if query is not None and not isinstance(query, str):
         raise bad_request("`query` must be a string.", **where)
     variables = data.get("variables")
     if variables is not None and not isinstance(variables, dict):
@@ -252,13 +254,39 @@ def params_from_object(data: Any, **where: Any) -> Params:
     extensions = data.get("extensions")
     if extensions is not None and not isinstance(extensions, dict):
         raise bad_request("`extensions` must be an object (or null).", **where)
-    return Params(query=query, variables=variables, operation_name=operation_name or None, extensions=extensions)
+    document = document_ref(data, extensions, where)
+    if query is None and document is None:
+        raise bad_request("The request has no `query`: send the GraphQL document as a string (or a persisted "
+                          "document's id as `documentId`).", **where)
+    return Params(query=query, variables=variables, operation_name=operation_name or None, extensions=extensions,
+                  document=document)
+
+
+def document_ref(data: dict, extensions: dict | None, where: dict) -> DocumentRef | None:
+    """The persisted-document id of a request, if it names one: ``documentId`` (GraphQL over HTTP), Relay's
+    ``doc_id`` or Apollo's ``extensions.persistedQuery`` (``{"version": 1, "sha256Hash": ...}``)."""
+    refs = []
+    for key in ("documentId", "doc_id"):
+        value = data.get(key)
+        if value is not None:
+            if not isinstance(value, str) or not value:
+                raise bad_request(f"`{key}` must be a non-empty string.", **where)
+            refs.append(DocumentRef(value, key))
+    persisted = (extensions or {}).get("persistedQuery")
+    if persisted is not None:
+        digest = persisted.get("sha256Hash") if isinstance(persisted, dict) else None
+        if not isinstance(digest, str) or not digest:
+            raise bad_request("`extensions.persistedQuery` must be an object with a `sha256Hash` string.", **where)
+        refs.append(DocumentRef(digest, "persistedQuery", persisted.get("version")))
+    if len({r.value.removeprefix("sha256:").lower() for r in refs}) > 1:
+        raise bad_request("The request names two different persisted documents.", **where)
+    return refs[0] if refs else None
 
 
 def params_from_query_string(query_params: Any) -> Params:
-    """GET: ``query``, ``operationName`` and ``variables``/``extensions`` as JSON strings."""
-    data: dict[str, Any] = {"query": query_params.get("query"),
-                            "operationName": query_params.get("operationName")}
+    """GET: ``query``, ``operationName``, ``documentId``/``doc_id`` and ``variables``/``extensions`` as JSON
+    strings."""
+    data: dict[str, Any] = {key: query_params.get(key) for key in ("query", "operationName", "documentId", "doc_id")}
     for key in ("variables", "extensions"):
         raw = query_params.get(key)
         if raw:  # absent or empty: not given

@@ -55,7 +55,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 from graphql import GraphQLError, parse
@@ -73,6 +75,7 @@ from gateway.config import Settings
 from gateway.graphql.context import ContextFactory
 from gateway.graphql.extensions.errors import drop_tracebacks
 from gateway.graphql.extensions.limits import Limits, check_document, document_bytes
+from gateway.graphql.persisted import PersistedDocuments, PersistedError, Resolved
 from gateway.graphql.schema import build_schema
 from gateway.http.graphiql.page import graphiql_html
 from gateway.http.protocol import (
@@ -110,7 +113,7 @@ class GatewayGraphQL(GraphQL):
     graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(self, settings: Settings, contexts: ContextFactory, stats: Stats) -> None:
-        super().__init__(build_schema(settings), graphql_ide="graphiql" if settings.graphiql else None,
+        super().__init__(build_schema(settings), graphql_ide="graphiql" if settings.graphiql_on else None,
                          subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
                          connection_init_wait_timeout=timedelta(seconds=settings.live_init_timeout),
                          # the gateway's own bound (graphql/subscription.py) answers with a code
@@ -120,9 +123,25 @@ class GatewayGraphQL(GraphQL):
         self.contexts = contexts
         self.stats = stats
         self.limits = Limits.from_settings(settings)
+        # The manifests are loaded (parsed, validated: ConfigError on a bad one) and pinned in the document
+        # cache now; the APQ store arrives with the cache backend (``app.py``'s lifespan).
+        self.persisted = PersistedDocuments(settings, self.schema, self.limits)
+        self.pin_manifest()
         self.results = ResultCache(max_bytes=settings.result_cache_bytes, ttl=settings.cache_ttl)
         self.rate_limiter = RateLimiter.from_settings(settings)  # None: no GATEWAY_RATE_LIMIT
         self.impatience = Impatience()
+
+    def pin_manifest(self) -> None:
+        """Hold the manifests' parsed and validated documents in the document cache (at start and on reload)."""
+        if self.schema.documents is not None:
+            self.schema.documents.pin(self.persisted.manifest.parsed)
+
+    def reload_manifests(self) -> int:
+        """Read the manifest files again (SIGHUP); ``ConfigError`` keeps the current set. Requests in flight keep
+        the set they started with; the next ones get the new one."""
+        manifest = self.persisted.reload()
+        self.pin_manifest()
+        return len(manifest)
 
     async def get_context(self, request, response=None):  # type: ignore[override]
         """A WebSocket connection's context (only WebSockets reach strawberry's own handling)."""
@@ -176,7 +195,9 @@ class GatewayGraphQL(GraphQL):
         if is_get:
             params = params_from_query_string(request.query_params)
             await self.limit_rate(request, 1)
-            return await self.run_single(request, params, {OperationType.QUERY}, media, deadline)
+            response = await self.run_single(request, params, {OperationType.QUERY}, media, deadline, is_get=True)
+            response.headers["Vary"] = "Accept, Authorization"  # per caller and per media type
+            return response
 
         check_content_type(request.headers.get("content-type"))
         data = decode_json(await read_body(request, self.settings.max_body_bytes))
@@ -185,7 +206,7 @@ class GatewayGraphQL(GraphQL):
             batch = self.batch_params(data)
             await self.limit_rate(request, len(batch))
             await self.refuse_early(request)
-            outcomes = await asyncio.gather(*(self.run_one(request, p, allowed, deadline) for p in batch))
+            outcomes = await asyncio.gather(*(self.run_item(request, p, allowed, deadline) for p in batch))
             return self.json_response([body for _, body, _ in outcomes], 200, media)
         params = params_from_object(data)
         await self.limit_rate(request, 1)
@@ -202,6 +223,10 @@ class GatewayGraphQL(GraphQL):
                 raise bad_request("Batches cannot be streamed: send one subscription per request.")
             params = params_from_object(data)
         await self.limit_rate(request, 1)
+        resolved = await self.resolve(params)
+        if isinstance(resolved, PersistedError):
+            return self.json_response(resolved.body(), 400, GRAPHQL_RESPONSE_JSON)
+        params = replace(params, query=resolved.text)
         errors = check_document(params.query, self.limits)
         if errors:
             return self.json_response({"errors": [e.formatted for e in errors]}, 400, GRAPHQL_RESPONSE_JSON)
@@ -214,7 +239,10 @@ class GatewayGraphQL(GraphQL):
 
     async def ws_refusal(self, context, query: str) -> list[dict] | None:
         """Why a subscription sent over a WebSocket is refused before it runs (request limits, the caller's
-        rate), as the errors of a graphql-transport-ws ``error`` message; None: it runs."""
+        rate, the safelist), as the errors of a graphql-transport-ws ``error`` message; None: it runs."""
+        resolved = await self.resolve_text(query)
+        if isinstance(resolved, PersistedError):
+            return resolved.body()["errors"]
         errors = check_document(query, self.limits)
         if errors:
             return [e.formatted for e in errors]
@@ -263,37 +291,109 @@ class GatewayGraphQL(GraphQL):
 
     # --- result cache ----------------------------------------------------------------------------
 
+    # --- persisted documents ---------------------------------------------------------------------
+
+    async def resolve(self, params: Params) -> Resolved | PersistedError:
+        """The text a request runs (``persisted.py``: by id, or its own under the safelist), or its refusal,
+        counted."""
+        try:
+            return await self.persisted.resolve(params.query, params.document)
+        except PersistedError as e:
+            e.__traceback__ = None  # nothing reads it; its frames would hold the request (a reference cycle)
+            self.stats.document_refusals[e.code] += 1
+            if (scope := request_scope.current()) is not None:
+                scope.error_codes.append(e.code)
+            return e
+
+    async def resolve_text(self, query: str) -> Resolved | PersistedError:
+        return await self.resolve(Params(query=query))
+
+    async def ran(self, resolved: Resolved, outcome: str) -> None:
+        """Count an operation by its document's source; register an APQ text once it ran without a request
+        error (a text that does not parse or validate is never kept)."""
+        self.stats.documents[resolved.source] += 1
+        if resolved.register is not None and outcome == EXECUTED:
+            await self.persisted.register(resolved.register, resolved.text)
+            self.stats.apq_registrations += 1
+
+    def refusal_response(self, error: PersistedError, media: str) -> Response:
+        status = 200 if error.always_ok else self.status_for(REQUEST_ERROR, media)
+        return self.json_response(error.body(), status, media)
+
+    async def run_item(self, request: Request, params: Params, allowed: set[OperationType],
+                       deadline: float) -> tuple[str, dict, float | None]:
+        """One operation of a batch: resolved, then executed."""
+        resolved = await self.resolve(params)
+        if isinstance(resolved, PersistedError):
+            return REQUEST_ERROR, resolved.body(), None
+        outcome = await self.run_one(request, replace(params, query=resolved.text), allowed, deadline)
+        await self.ran(resolved, outcome[0])
+        return outcome
+
+    # --- result cache ----------------------------------------------------------------------------
+
     async def run_single(self, request: Request, params: Params, allowed: set[OperationType], media: str,
-                         deadline: float) -> Response:
-        """One (not batched) operation, answered from the result cache when it can be."""
+                         deadline: float, *, is_get: bool = False) -> Response:
+        """One (not batched) operation, answered from the result cache when it can be. A GET's answer says how
+        long a private cache may keep it (``Cache-Control``: as long as its data stays fresh)."""
+        resolved = await self.resolve(params)
+        if isinstance(resolved, PersistedError):
+            response = self.refusal_response(resolved, media)
+            if is_get:
+                response.headers["Cache-Control"] = "no-store"
+            return response
+        params = replace(params, query=resolved.text)
         caller_key = await self.caller_scope(request)
         key = self.result_key(caller_key, params, media)
         if key is None:
             await self.refuse_early(request)
-            status, body, _ = await self.run_one(request, params, allowed, deadline, caller_key)
-            return self.json_response(body, self.status_for(status, media), media)
+            status, body, fetched_at = await self.run_one(request, params, allowed, deadline, caller_key)
+            await self.ran(resolved, status)
+            code = self.status_for(status, media)
+            response = self.json_response(body, code, media)
+            if is_get:
+                self.cache_control(response, code, status, body, self.fresh_until(time.time(), fetched_at))
+            return response
         if not wants_fresh(request) and (hit := self.results.get(key)) is not None:
             self.stats.result_cache_hits += 1
             self.stats.cache_hits += 1  # a hit like a page's (logs and the hit ratio agree); result_cache_hits tells which
+            self.stats.documents[resolved.source] += 1
             if (scope := request_scope.current()) is not None:
                 scope.executed = True  # answered as an operation: counted, timed and logged like one
                 scope.operation = hit.operation
                 scope.cache_hits += 1
-            return Response(hit.body, status_code=hit.status, media_type=hit.content_type)
+            response = Response(hit.body, status_code=hit.status, media_type=hit.content_type)
+            if is_get:
+                response.headers["Cache-Control"] = _private(hit.expires - self.results.clock())
+            return response
         await self.refuse_early(request)
         started = self.results.clock()
         status, body, fetched_at = await self.run_one(request, params, allowed, deadline, caller_key)
+        await self.ran(resolved, status)
         code = self.status_for(status, media)
         response = self.json_response(body, code, media)
         scope = request_scope.current()  # the operation's name and type
-        if (code == 200 and status == EXECUTED and "errors" not in body
-                and (scope is None or scope.operation_type == "query")  # a mutation's answer: never replayed
-                and not (body.get("extensions") or {}).get("warnings")):
+        cacheable = (code == 200 and status == EXECUTED and "errors" not in body
+                     and not (body.get("extensions") or {}).get("warnings"))
+        if cacheable and (scope is None or scope.operation_type == "query"):  # a mutation's answer: never replayed
             # Fresh only as long as the oldest page it was built from (a stale one: already expired).
             fresh_from = started if fetched_at is None else min(started, fetched_at)
             self.results.put(key, response.body, code, response.headers["content-type"],
                              scope.operation if scope is not None else None, fresh_from)
+        if is_get:
+            self.cache_control(response, code, status, body, self.fresh_until(started, fetched_at))
         return response
+
+    def fresh_until(self, started: float, fetched_at: float | None) -> float:
+        """When the data of an answer stops being fresh: GATEWAY_CACHE_TTL after its oldest page was fetched."""
+        return (started if fetched_at is None else min(started, fetched_at)) + self.settings.cache_ttl
+
+    def cache_control(self, response: Response, code: int, outcome: str, body: dict, fresh_until: float) -> None:
+        """A GET's ``Cache-Control``: private (answers are per caller), for as long as its data stays fresh;
+        ``no-store`` for anything but a clean executed answer."""
+        clean = (code == 200 and outcome == EXECUTED and "errors" not in body
+                 and not (body.get("extensions") or {}).get("warnings"))
+        response.headers["Cache-Control"] = _private(fresh_until - time.time()) if clean else "no-store"
 
     async def caller_scope(self, request: Request) -> str | None:
         """The caller's scope (HMAC and generation, ``ContextFactory.scope``) when the result cache is on and the
@@ -326,7 +426,8 @@ class GatewayGraphQL(GraphQL):
 
     async def run_one(self, request: Request, params: Params, allowed: set[OperationType],
                       deadline: float, scope: str | None = None) -> tuple[str, dict, float | None]:
-        """Execute one operation: (outcome, response body, when the oldest data it was given was fetched)."""
+        """Execute one operation (its text resolved): (outcome, response body, when the oldest data it was given
+        was fetched)."""
         documents = self.schema.documents
         errors = None if documents is not None and params.query in documents else check_document(params.query,
                                                                                                   self.limits)
@@ -382,6 +483,10 @@ def _outcome(result) -> str:
     if all((e.extensions or {}).get("code") == "INTERNAL_SERVER_ERROR" for e in errors):
         return INTERNAL
     return REQUEST_ERROR
+
+
+def _private(seconds: float) -> str:
+    return f"private, max-age={max(0, math.floor(seconds))}"
 
 
 def _over_rate(seconds: int) -> tuple[str, dict]:

@@ -63,6 +63,12 @@ class Stats:
     live_poll_failures: int = 0
     live_pushes: int = 0
     live: object | None = None
+    # Persisted documents (graphql/persisted.py): operations by where their document came from (manifest,
+    # apq, text), refusals by code, APQ registrations; the manifests' size is read when scraped.
+    documents: Counter = field(default_factory=Counter)
+    document_refusals: Counter = field(default_factory=Counter)
+    apq_registrations: int = 0
+    persisted: object | None = None
     operation_names: set = field(default_factory=set)
 
     def count_operation(self, operation: str | None, outcome: str) -> None:
@@ -90,6 +96,10 @@ def _histogram(h: Histogram):
     for metric in h.collect():
         metric.samples = [x for x in metric.samples if x.name != metric.name + "_created"]
         yield metric
+
+
+DOCUMENT_REFUSALS = ("PERSISTED_QUERY_NOT_FOUND", "PERSISTED_QUERY_NOT_SUPPORTED", "PERSISTED_QUERY_HASH_MISMATCH",
+                     "PERSISTED_QUERY_NOT_IN_LIST", "QUERY_NOT_IN_SAFELIST")
 
 
 class GatewayCollector:
@@ -138,6 +148,7 @@ class GatewayCollector:
         invalidations.add_metric([], s.invalidations)
         yield invalidations
         yield from self._live()
+        yield from self._documents()
         stale = CounterMetricFamily("leads_gateway_cache_stale_served", "Expired pages served, by reason.",
                                     labels=["reason"])
         for reason in ("revalidating", "upstream-error"):
@@ -174,6 +185,27 @@ class GatewayCollector:
                          hub.groups)
             yield _gauge("leads_gateway_live_polling_groups", "Watched windows this process polls (holds the "
                          "lease of).", hub.polling())
+
+    def _documents(self):
+        s = self.stats
+        documents = CounterMetricFamily("leads_gateway_documents", "Operations run, by where their document came "
+                                        "from: a manifest, an APQ registration, or the text sent (ad hoc).",
+                                        labels=["source"])
+        for source in ("manifest", "apq", "text"):
+            documents.add_metric([source], s.documents[source])
+        yield documents
+        refusals = CounterMetricFamily("leads_gateway_document_refusals", "Requests refused by the persisted-"
+                                       "document rules, by code.", labels=["code"])
+        for code in DOCUMENT_REFUSALS:
+            refusals.add_metric([code], s.document_refusals[code])
+        yield refusals
+        registrations = CounterMetricFamily("leads_gateway_apq_registrations", "Documents registered by "
+                                            "Apollo's automatic persisted queries on this process.")
+        registrations.add_metric([], s.apq_registrations)
+        yield registrations
+        if s.persisted is not None:
+            yield _gauge("leads_gateway_persisted_documents", "Documents loaded from the persisted-document "
+                         "manifests.", len(s.persisted.manifest))
 
     def _traffic(self):
         """Tenant isolation: outcome classes, refusals, breakers, the fair share's queue and limit."""

@@ -37,6 +37,11 @@ class KeyMaker:
             self._callers[token] = caller
         return caller
 
+    def document(self, digest: str) -> str:
+        """The record of a document registered by its sha256 (APQ): keyed with the secret, so that only
+        instances sharing it share registrations (documents are the same for every caller)."""
+        return f"{PREFIX}:apq:{hmac.new(self._secret, digest.encode(), hashlib.sha256).hexdigest()[:32]}"
+
     @staticmethod
     def scope(caller: str, generation: int) -> str:
         return f"{caller}.{generation}"

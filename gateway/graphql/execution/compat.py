@@ -36,9 +36,11 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     MiddlewareManager,
+    NoSchemaIntrospectionCustomRule,
     build_schema,
     graphql_sync,
     parse,
+    specified_rules,
     validate,
 )
 from strawberry.extensions import SchemaExtension
@@ -47,6 +49,10 @@ try:  # private: the execution context strawberry hands to graphql-core, which t
     from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext as _StrawberryExecutor
 except ImportError:  # pragma: no cover - only on an untested strawberry, which verdict() reports
     _StrawberryExecutor = None  # type: ignore[assignment,misc]
+try:  # private: strawberry's validation step (graphql-core's rules plus its own MaybeNull and OneOf rules)
+    from strawberry.schema.schema import validate_document as _strawberry_validate
+except ImportError:  # pragma: no cover - the rules strawberry adds are then left out
+    _strawberry_validate = validate  # type: ignore[assignment]
 try:  # graphql-core's executor class (public from 3.3 on, ``ExecutionContext`` before)
     from graphql.execution import Executor
 except ImportError:  # pragma: no cover - as below
@@ -237,6 +243,14 @@ def reject_operation(ec: Any, errors: list[GraphQLError]) -> None:
     if not verdict().hooks:
         raise errors[0]
     ec.pre_execution_errors = errors
+
+
+def validate_document(schema: GraphQLSchema, document: Any, *, introspection: bool = True) -> list[GraphQLError]:
+    """The errors strawberry's validation step would find in ``document`` (graphql-core's specified rules plus
+    strawberry's own, through its ``validate_document``), with introspection refused when it is off (what
+    ``DisableIntrospection`` adds): for documents checked ahead of any request (persisted manifests)."""
+    rules = tuple(specified_rules) + (() if introspection else (NoSchemaIntrospectionCustomRule,))
+    return _strawberry_validate(schema, document, rules)
 
 
 def provided_operation_name(ec: Any) -> str | None:

@@ -27,7 +27,7 @@ entries by count, not by bytes (a thousand 20 kB documents is 20 MB).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from graphql import DocumentNode
 from strawberry.extensions import SchemaExtension
@@ -41,15 +41,25 @@ class DocumentCache:
         self.bytes = 0
         # text -> [parsed document, validated?]
         self._entries: OrderedDict[str, list] = OrderedDict()
+        # The persisted-document manifests' texts, parsed and validated when loaded: outside the bound, never
+        # evicted, replaced whole by ``pin`` (a reload).
+        self._pinned: dict[str, list] = {}
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + len(self._pinned)
 
     def __contains__(self, query: str) -> bool:
         """A known text: it parsed under the same limits (so its size and tokens passed them too)."""
-        return query in self._entries
+        return query in self._pinned or query in self._entries
+
+    def pin(self, parsed: Mapping[str, DocumentNode]) -> None:
+        """Hold these documents (text -> parsed, already validated) for good, instead of the ones pinned before."""
+        self._pinned = {text: [document, True] for text, document in parsed.items()}
 
     def get(self, query: str) -> list | None:
+        pinned = self._pinned.get(query)
+        if pinned is not None:
+            return pinned
         entry = self._entries.get(query)
         if entry is not None:
             self._entries.move_to_end(query)
@@ -60,8 +70,8 @@ class DocumentCache:
         size = len(query)
         if size > self.max_bytes:
             return None
-        if query in self._entries:
-            return self._entries[query]
+        if query in self._entries or query in self._pinned:
+            return self.get(query)
         entry = self._entries[query] = [document, False]
         self.bytes += size
         while self.bytes > self.max_bytes:
