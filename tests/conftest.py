@@ -24,7 +24,7 @@ REQUIRE_SERVICES = os.environ.get("GATEWAY_REQUIRE_SERVICES") == "1"
 # below run every test that starts a gateway under both, in the same run (ids ``[fast]`` / ``[library]``).
 FAST_BY_DEFAULT = Settings.from_env({"GATEWAY_FAST_EXECUTION": os.environ.get("GATEWAY_FAST_EXECUTION", "")}
                                    ).fast_execution
-BOTH_EXECUTIONS = {"test_connection.py", "test_nested.py", "test_errors.py", "test_entities.py", "test_limits.py",
+BOTH_EXECUTIONS = {"test_connection.py", "test_persisted.py", "test_nested.py", "test_errors.py", "test_entities.py", "test_limits.py",
                    "test_documents.py", "test_result_cache.py", "test_http_protocol.py", "test_writes.py"}
 
 

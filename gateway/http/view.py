@@ -164,7 +164,10 @@ class GatewayGraphQL(GraphQL):
             # Nothing reads its traceback, whose frames hold the error: a reference cycle that would leave
             # each refusal's objects to the cyclic collector (its pauses under a flood: docs/ISOLATION.md).
             e.__traceback__ = None
-            response = self.json_response(e.body(), e.status, media, e.headers)
+            headers = e.headers
+            if request.method in ("GET", "HEAD"):  # a refusal is never kept by a cache
+                headers = {**headers, "Cache-Control": "no-store", "Vary": "Accept, Authorization"}
+            response = self.json_response(e.body(), e.status, media, headers)
         except Exception:  # a bug: still a GraphQL error body, never a plain-text page
             log.exception("unexpected error handling a GraphQL request")
             body = {"errors": [{"message": "Internal server error.", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}
