@@ -73,11 +73,15 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     InlineFragmentNode,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     Source,
     TokenKind,
     Undefined,
+    ValueNode,
+    VariableNode,
     get_named_type,
     is_composite_type,
     value_from_ast_untyped,
@@ -198,11 +202,14 @@ class _Walker:
         self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         self.memo: dict[tuple[str, int | None], Measure] = {}
         self.active: set[str] = set()  # fragments being measured (a cycle is invalid; it counts 0 here)
+        self.read_variables = False  # a measured argument held a variable: the measure depends on the request
 
     def args(self, node: FieldNode) -> Callable[[str], Any]:
         def get(name: str) -> Any:
             for arg in node.arguments or ():
                 if arg.name.value == name:
+                    if _has_variable(arg.value):
+                        self.read_variables = True
                     try:
                         return value_from_ast_untyped(arg.value, self.variables)
                     except (ValueError, TypeError):  # e.g. an Int literal too long for int(); invalid anyway
@@ -280,6 +287,16 @@ class _Walker:
         return 1  # any other field; the schema has no other list of objects
 
 
+def _has_variable(node: ValueNode) -> bool:
+    if isinstance(node, VariableNode):
+        return True
+    if isinstance(node, ListValueNode):
+        return any(_has_variable(v) for v in node.values)
+    if isinstance(node, ObjectValueNode):
+        return any(_has_variable(f.value) for f in node.fields)
+    return False
+
+
 def select_operation(document: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name:
@@ -290,6 +307,13 @@ def select_operation(document: DocumentNode, operation_name: str | None) -> Oper
 def measure(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None = None,
             variables: Mapping[str, Any] | None = None) -> Measure | None:
     """Depth, aliases and cost of the operation that would run; ``None`` when none can be chosen."""
+    measured = _measure(schema, document, operation_name, variables)
+    return measured[0] if measured else None
+
+
+def _measure(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None,
+             variables: Mapping[str, Any] | None) -> tuple[Measure, bool] | None:
+    """The measure, and whether a variable's value went into it (False: it holds for every request)."""
     operation = select_operation(document, operation_name)
     if operation is None:
         return None
@@ -303,14 +327,22 @@ def measure(schema: GraphQLSchema, document: DocumentNode, operation_name: str |
     values.update(variables or {})
     root = {"query": schema.query_type, "mutation": schema.mutation_type,
             "subscription": schema.subscription_type}[operation.operation.value]
-    return _Walker(schema, document, values).selection_set(operation.selection_set, root, None)
+    walker = _Walker(schema, document, values)
+    return walker.selection_set(operation.selection_set, root, None), walker.read_variables
 
 
 def check_operation(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None,
                     variables: Mapping[str, Any] | None, limits: Limits) -> list[GraphQLError]:
-    m = measure(schema, document, operation_name, variables if isinstance(variables, Mapping) else None)
-    if m is None:
-        return []
+    return _check_operation(schema, document, operation_name, variables, limits)[0]
+
+
+def _check_operation(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None,
+                     variables: Mapping[str, Any] | None, limits: Limits) -> tuple[list[GraphQLError], bool]:
+    """The limit errors, and whether they hold for every request of this document and operation name."""
+    measured = _measure(schema, document, operation_name, variables if isinstance(variables, Mapping) else None)
+    if measured is None:
+        return [], False
+    m, read_variables = measured
     errors = []
     if m.depth > limits.max_depth:
         errors.append(limit_error("depth", limits.max_depth, m.depth,
@@ -327,7 +359,7 @@ def check_operation(schema: GraphQLSchema, document: DocumentNode, operation_nam
         errors.append(limit_error("cost", limits.max_cost, m.cost,
                                   f"The query may return {m.cost} objects (page sizes multiplied through nested "
                                   f"lists); the limit is {limits.max_cost}. Ask for smaller pages."))
-    return errors
+    return errors, not read_variables
 
 
 class QueryLimits(SchemaExtension):
@@ -337,19 +369,43 @@ class QueryLimits(SchemaExtension):
     answers these errors, so an over-limit document never reaches graphql-core's rules.
     """
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, passed: StaticPasses | None = None) -> None:
         self.limits = limits
+        self.passed = passed
 
     def on_validate(self) -> Iterator[None]:
         ec = self.execution_context
         document = compat.parsed_document(ec)
         # Not "is None": an empty list is a cached validation's "valid", which says nothing about limits.
         if document is not None and not compat.validation_errors(ec):
-            errors = _operation_choice_errors(ec, document) or check_operation(
-                compat.core_schema(ec.schema), document, ec.operation_name, ec.variables, self.limits)
+            errors = _operation_choice_errors(ec, document)
+            key = (ec.query, ec.operation_name)
+            if not errors and (self.passed is None or key not in self.passed):
+                errors, static = _check_operation(compat.core_schema(ec.schema), document, ec.operation_name,
+                                                  ec.variables, self.limits)
+                if not errors and static and self.passed is not None and ec.query:
+                    self.passed.add(key)
             if errors:
                 compat.reject_operation(ec, errors)
         yield
+
+
+class StaticPasses:
+    """(document text, operation name) pairs whose depth, aliases and cost passed without any variable's value
+    going into them: they pass on every request, so known documents (persisted ones above all) are not walked
+    again. Bounded: forgotten all at once when full (walking again is correct, only slower)."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._keys: set[tuple[str, str | None]] = set()
+
+    def __contains__(self, key: tuple[str, str | None]) -> bool:
+        return key in self._keys
+
+    def add(self, key: tuple[str, str | None]) -> None:
+        if len(self._keys) >= self.max_entries:
+            self._keys.clear()
+        self._keys.add(key)
 
 
 def _operation_choice_errors(ec: Any, document: DocumentNode) -> list[GraphQLError]:
@@ -371,7 +427,7 @@ def limit_extensions(settings: Any) -> list[Callable[[], SchemaExtension]]:
     limits = Limits.from_settings(settings)
     extensions: list[Callable[[], SchemaExtension]] = [
         functools.partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
-        functools.partial(QueryLimits, limits),
+        functools.partial(QueryLimits, limits, StaticPasses()),
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
