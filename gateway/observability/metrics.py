@@ -137,16 +137,11 @@ class GatewayCollector:
             c = CounterMetricFamily(name, doc)
             c.add_metric([], value)
             yield c
-        writes = CounterMetricFamily("leads_gateway_lead_writes", "createLead calls by result (created, found: an "
-                                     "unknown outcome settled by looking the lead up, replayed: an idempotency "
-                                     "key's first outcome, refused, unknown, failed).", labels=["result"])
-        for result in WRITE_RESULTS:
-            writes.add_metric([result], s.lead_writes[result])
-        yield writes
-        invalidations = CounterMetricFamily("leads_gateway_cache_invalidations", "Callers whose cached pages and "
-                                            "answers a write made stale (one generation bump each).")
-        invalidations.add_metric([], s.invalidations)
-        yield invalidations
+        yield _counter("leads_gateway_lead_writes", "createLead calls by result (created, found: an unknown outcome "
+                       "settled by looking the lead up, replayed: an idempotency key's first outcome, refused, "
+                       "unknown, failed).", s.lead_writes, "result", WRITE_RESULTS)
+        yield _counter("leads_gateway_cache_invalidations", "Callers whose cached pages and answers a write made "
+                       "stale (one generation bump each).", s.invalidations)
         yield from self._live()
         yield from self._documents()
         stale = CounterMetricFamily("leads_gateway_cache_stale_served", "Expired pages served, by reason.",
@@ -188,21 +183,13 @@ class GatewayCollector:
 
     def _documents(self):
         s = self.stats
-        documents = CounterMetricFamily("leads_gateway_documents", "Operations run, by where their document came "
-                                        "from: a manifest, an APQ registration, or the text sent (ad hoc).",
-                                        labels=["source"])
-        for source in ("manifest", "apq", "text"):
-            documents.add_metric([source], s.documents[source])
-        yield documents
-        refusals = CounterMetricFamily("leads_gateway_document_refusals", "Requests refused by the persisted-"
-                                       "document rules, by code.", labels=["code"])
-        for code in DOCUMENT_REFUSALS:
-            refusals.add_metric([code], s.document_refusals[code])
-        yield refusals
-        registrations = CounterMetricFamily("leads_gateway_apq_registrations", "Documents registered by "
-                                            "Apollo's automatic persisted queries on this process.")
-        registrations.add_metric([], s.apq_registrations)
-        yield registrations
+        yield _counter("leads_gateway_documents", "Operations run, by where their document came from: a manifest, "
+                       "an APQ registration, or the text sent (ad hoc).", s.documents, "source",
+                       ("manifest", "apq", "text"))
+        yield _counter("leads_gateway_document_refusals", "Requests refused by the persisted-document rules, by "
+                       "code.", s.document_refusals, "code", DOCUMENT_REFUSALS)
+        yield _counter("leads_gateway_apq_registrations", "Documents registered by Apollo's automatic persisted "
+                       "queries on this process.", s.apq_registrations)
         if s.persisted is not None:
             yield _gauge("leads_gateway_persisted_documents", "Documents loaded from the persisted-document "
                          "manifests.", len(s.persisted.manifest))
@@ -256,6 +243,16 @@ class GatewayCollector:
             g = GaugeMetricFamily(name, doc)
             g.add_metric([], value)
             yield g
+
+
+def _counter(name: str, doc: str, counts, label: str | None = None, keys=()) -> CounterMetricFamily:
+    """A counter family: one value (``counts`` a number), or one per key of ``keys`` (``counts`` a Counter)."""
+    c = CounterMetricFamily(name, doc, labels=[label] if label else None)
+    if label is None:
+        c.add_metric([], counts)
+    for key in keys:
+        c.add_metric([key], counts[key])
+    return c
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

@@ -26,6 +26,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.demo.data import campaigns_for_token, dataset_for_token
+from tests.integration.test_http_protocol import error_body, media_of
 
 GQL = "application/graphql-response+json"
 JSON = "application/json"
@@ -116,21 +117,6 @@ def send(client: httpx.Client, method: str, body: dict, token: str | None = None
 
 def apq(sha256_hash: str, version: int = 1) -> dict:
     return {"extensions": {"persistedQuery": {"version": version, "sha256Hash": sha256_hash}}}
-
-
-def media_of(response: httpx.Response) -> str:
-    return response.headers["content-type"].split(";")[0].strip()
-
-
-def error_body(response: httpx.Response, code: str) -> dict:
-    """A GraphQL error body: {"errors": [{"message", "extensions": {"code"}}]}, no `data` entry."""
-    body = response.json()
-    assert "data" not in body, body
-    assert isinstance(body["errors"], list) and len(body["errors"]) >= 1, body
-    error = body["errors"][0]
-    assert isinstance(error["message"], str) and error["message"]
-    assert error["extensions"]["code"] == code, body
-    return error
 
 
 def ok(response: httpx.Response) -> dict:
