@@ -829,3 +829,71 @@ def test_a_broken_reload_keeps_the_previous_set(serve, tmp_path, fresh_upstream,
     errors = [json.loads(line) for line in s.output().splitlines()
               if line.startswith("{") and '"level": "error"' in line]
     assert any(str(path) in json.dumps(e) for e in errors), s.output()
+
+
+# --- subscriptions -------------------------------------------------------------------------------
+
+LIVE = "subscription Live($first: Int) { leads(first: $first) { totalCount nodes { databaseId } } }"
+
+
+async def first_sse_event(gw, body: dict, token: str) -> tuple[int, dict]:
+    """The status and first event (or JSON answer) of an SSE subscription request."""
+    headers = {"Accept": "text/event-stream", "Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=10) as client, client.stream("POST", f"{gw.url}/graphql", json=body,
+                                                                       headers=headers) as response:
+        if not response.headers["content-type"].startswith("text/event-stream"):
+            return response.status_code, json.loads(await response.aread())
+        async for line in response.aiter_lines():
+            if line.startswith("data:"):
+                return response.status_code, json.loads(line[5:])
+    raise AssertionError("the stream ended without an event")
+
+
+async def test_subscriptions_run_by_id_and_follow_the_safelist(make_gateway, tmp_path, fresh_upstream, token):
+    import aiohttp
+
+    from tests.integration.test_live import WSConnection
+
+    manifest = write_json(tmp_path / "live.json", {"live-1": LIVE})
+    gw = make_gateway(persisted_documents=(manifest,), allow_arbitrary_documents=False)
+    status, event = await first_sse_event(gw, {"doc_id": "live-1", "variables": {"first": 3}}, token)
+    assert status == 200 and ids(event["data"]["leads"]) == first_ids(token, 3), event
+    other = "subscription { leads(first: 2) { totalCount } }"
+    status, answer = await first_sse_event(gw, {"query": other}, token)
+    assert status == 400 and answer["errors"][0]["extensions"]["code"] == "QUERY_NOT_IN_SAFELIST", answer
+    async with aiohttp.ClientSession() as session:
+        conn = await WSConnection.open(session, gw, token)
+        _, refused = await conn.subscribe(other)
+        error = await refused.next()
+        assert error["ws"] == "error" and error["errors"][0]["extensions"]["code"] == "QUERY_NOT_IN_SAFELIST", error
+        _, listed = await conn.subscribe(LIVE, {"first": 2})  # the manifest's exact text runs
+        assert ids((await listed.next())["data"]["leads"]) == first_ids(token, 2)
+        await conn.close()
+
+
+# --- batches -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode_name", ["apq+manifest", "safelist+manifest"])
+def test_each_operation_of_a_batch_is_resolved_on_its_own(mode, fresh_upstream, token, mode_name):
+    gw = mode(mode_name)
+    text = unique_text()
+    batch = [{"documentId": f"sha256:{sha(LEADS)}", "variables": {"n": 2}}, {"doc_id": "no-such-id"},
+             {"query": text, **apq(sha(text))}, {"query": LEADS, "variables": {"n": 1}}]
+    response = send(gw.client, "POST", batch, token)  # type: ignore[arg-type]
+    assert response.status_code == 200
+    by_id, unknown, registered, listed = response.json()
+    expect_leads(by_id["data"], token, 2)
+    expect_leads(listed["data"], token, 1)
+    if mode_name == "safelist+manifest":
+        assert unknown["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_IN_LIST"
+        assert registered["errors"][0]["extensions"]["code"] == "QUERY_NOT_IN_SAFELIST"
+    else:
+        assert unknown["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+        assert "errors" not in registered
+        assert "errors" not in ok_by_hash(gw, text, token)
+
+
+def ok_by_hash(gw, text: str, token: str) -> dict:
+    """The answer to ``text`` sent by its APQ hash alone."""
+    return send(gw.client, "POST", apq(sha(text)), token).json()
