@@ -13,6 +13,10 @@ Started on 127.0.0.1, each its own process and kept running through the run:
 - the gateway, 2 workers, warm;
 - the gateway, 1 worker, on the 20 ms upstream: cold at 1 connection, against the 20 ms upstream called
   directly at 1 connection (the difference of p50s is the latency the gateway adds on a cache miss);
+- persisted documents (Apollo APQ, registered once per gateway by a POST with the text and its hash): warm by
+  hash alone over GET, and cold by hash alone at 1 connection on the 20 ms upstream (T6: at most a quarter of
+  what Hive Gateway adds there); left out, with a note in the report, when a gateway does not answer them;
+- every gateway with its default settings (log level info: a JSON request line each, to its log file);
 - Hive Gateway (bench/hive.py) on the 0 ms upstream with its response cache on and off, and uncached on
   the 20 ms upstream at 1 connection (for information).
 
@@ -22,8 +26,8 @@ For each run: req/s, p50/p99 (wrk's ``--latency``), the server's CPU per request
 whole process tree from /proc, delta over the run / requests), RSS per process, and the upstream calls
 per request (the demo upstream's counter); also the CPU that processes not of this run used meanwhile
 (/proc/stat), since a busy machine skews everything. Figures are medians over the rounds (CPU: total
-over all rounds / total requests; RSS: the maximum). Then the issue's goals (T1-T5) as ratios,
-PASS/MISS. ``--profile`` adds py-spy profiles (blocking sampling at 250 Hz, idle samples left out) of
+over all rounds / total requests; RSS: the maximum). Then the issue's goals (T1-T6) as ratios,
+PASS/MISS (T6 with the persisted rows). ``--profile`` adds py-spy profiles (blocking sampling at 250 Hz, idle samples left out) of
 the gateway's warm, cold and new-query paths, each under the same wrk load, by category and function.
 
     python -m bench.perf                          # 3 rounds of 10 s per target at 32 connections
@@ -43,6 +47,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -56,6 +61,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +95,9 @@ def start_gateway(fleet: Fleet, name: str, upstream: Server, *, workers: int = 1
     env = {"GATEWAY_UPSTREAM_URL": upstream.url, "GATEWAY_CACHE_TTL": CACHE_TTL}
     if not result_cache:
         env["GATEWAY_RESULT_CACHE_BYTES"] = "0"
-    args = ["-m", "gateway.cli", "serve", "--port", "{port}", "--log-level", "warning"]
+    # The default settings, log level info included: one JSON line per request, on stderr, which goes to the
+    # server's log file (as a deployment's stderr goes to a pipe or a file).
+    args = ["-m", "gateway.cli", "serve", "--port", "{port}"]
     if workers > 1:
         args += ["--workers", str(workers)]
     return fleet.python(name, args, env)
@@ -164,7 +172,8 @@ class Target:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {**HEADERS, **self.extra_headers}
+        base = {k: v for k, v in HEADERS.items() if k != "Content-Type"} if self.method == "GET" else HEADERS
+        return {**base, **self.extra_headers}
 
     def send(self, client: httpx.Client, token: str = TOKEN) -> httpx.Response:
         headers = {**self.headers, "Authorization": f"Bearer {token}"}
@@ -310,6 +319,7 @@ class Run:
     seconds: float = 0.0
     profiles: dict[str, collections.Counter] = field(default_factory=dict)
     body_bytes: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 def start_servers(fleet: Fleet, hive) -> dict[str, Server]:
@@ -341,8 +351,9 @@ def start_servers(fleet: Fleet, hive) -> dict[str, Server]:
     return {"up0": up0, "up20": up20, "gw1": gw1, "gw_norc": gw_norc, "gw2": gw2, "gw20": gw20, **hives}
 
 
-def build_targets(fleet: Fleet, args, hive, client: httpx.Client) -> dict[str, Target]:
-    """Start every server and return the targets by key, each checked to answer correctly."""
+def build_targets(fleet: Fleet, args, hive, client: httpx.Client, notes: list[str]) -> dict[str, Target]:
+    """Start every server and return the targets by key, each checked to answer correctly (``notes``: what was
+    left out, and why)."""
     servers = start_servers(fleet, hive)
     up0, up20, gw1, gw_norc, gw2, gw20 = (servers[k] for k in ("up0", "up20", "gw1", "gw_norc", "gw2", "gw20"))
     hives = {k: v for k, v in servers.items() if k.startswith("hive")}
@@ -386,7 +397,54 @@ def build_targets(fleet: Fleet, args, hive, client: httpx.Client) -> dict[str, T
         check(target, client, same)
         for token in target.tokens or ():  # also builds each tenant's demo dataset before measuring
             check(target, client, token=token)
-    return t
+    if REQUEST_LINE not in gw1.tail(5):
+        raise BenchError(f"the gateway wrote no request log line at its default settings:\n{gw1.tail(5)}")
+    persisted = persisted_targets(client, gw1, gw20, up0, up20, conns)
+    if isinstance(persisted, str):
+        notes.append(f"Persisted-document rows left out: {persisted}")
+        log(notes[-1])
+        return t
+    order = {"gateway warm": "gateway warm persisted", "gateway cold 20": "gateway cold persisted 20"}
+    placed: dict[str, Target] = {}
+    for key, target in t.items():  # each persisted row right after its sibling
+        placed[key] = target
+        if key in order:
+            placed[order[key]] = persisted[order[key]]
+    return placed
+
+
+REQUEST_LINE = '"msg": "request"'
+
+
+def apq_path(query: str) -> tuple[str, dict]:
+    """The GET path of an Apollo APQ request for ``query`` (hash only), and its ``extensions`` object."""
+    extensions = {"persistedQuery": {"version": 1, "sha256Hash": hashlib.sha256(query.encode()).hexdigest()}}
+    return "/graphql?" + urllib.parse.urlencode({"extensions": json.dumps(extensions, separators=(",", ":"))}), \
+        extensions
+
+
+def persisted_targets(client: httpx.Client, gw1: Server, gw20: Server, up0: Server, up20: Server,
+                      conns: int) -> dict[str, Target] | str:
+    """The persisted-document rows: the query registered once per gateway by an APQ POST (text and hash), then
+    sent by hash alone over GET; the reason instead when the gateway does not answer them (no APQ)."""
+    path, extensions = apq_path(QUERY)
+    register = json.dumps({"query": QUERY, "extensions": extensions}, separators=(",", ":"))
+    targets = {
+        "gateway warm persisted": Target("gateway warm, persisted (APQ GET)", gw1, conns, method="GET", path=path,
+                                         upstream=up0, upstream_calls="none"),
+        "gateway cold persisted 20": Target("gateway cold persisted, 20 ms upstream", gw20, 1, method="GET", path=path,
+                                            extra_headers={"Cache-Control": "no-cache"}, upstream=up20,
+                                            upstream_calls="each"),
+    }
+    try:
+        for target in targets.values():
+            registration = Target("APQ registration", target.server, 1, body=register, upstream=target.upstream)
+            check(registration, client)
+            check(target, client)
+            check(target, client)
+    except BenchError as exc:
+        return f"the gateway does not answer a persisted query by its hash ({str(exc).splitlines()[0][:300]})"
+    return targets
 
 
 def run(args, workdir: Path) -> Run:
@@ -395,9 +453,10 @@ def run(args, workdir: Path) -> Run:
     fleet = Fleet(workdir)
     try:
         with httpx.Client(timeout=30) as client:
-            targets = build_targets(fleet, args, hive, client)
+            notes: list[str] = []
+            targets = build_targets(fleet, args, hive, client, notes)
             scripts = {key: write_script(t, workdir, i) for i, (key, t) in enumerate(targets.items())}
-            result = Run(targets, body_bytes=len(check(targets["gateway warm"], client).content))
+            result = Run(targets, body_bytes=len(check(targets["gateway warm"], client).content), notes=notes)
             for key, target in targets.items():  # warm-up (JIT, connections, caches): not recorded
                 log(f"warming {target.label}")
                 measure(target, scripts[key], 1, client, fleet, warm_up=True)
@@ -495,6 +554,9 @@ def ratios(rows: dict[str, Row]) -> tuple[list[Ratio], list[tuple[str, str]]]:
     def added(key: str) -> float | None:
         return rows[key].p50_ms - rows["upstream 20"].p50_ms if key in rows else None
 
+    def ratio_of(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None or b <= 0 else a / b
+
     gateway_rss = [r.rss_mb for k, r in rows.items() if k.startswith("gateway") and r.connections > 1]
     goals = [
         Ratio("T1", "req/s: gateway warm ÷ Hive cached", div("gateway warm", "hive cached", "rps"), "x", ">=", 2.0),
@@ -506,8 +568,17 @@ def ratios(rows: dict[str, Row]) -> tuple[list[Ratio], list[tuple[str, str]]]:
         Ratio("T4", "RSS per gateway process under load (max)", max(gateway_rss), "MB", "<", 150),
         Ratio("T5", "req/s: gateway warm, 2 workers ÷ 1 worker", div("gateway 2 workers", "gateway warm", "rps"),
               "x", ">=", 1.6),
+        Ratio("T6", "p50 ms, 1 connection, 20 ms upstream: (gateway cold persisted − upstream direct) ÷ "
+              "(Hive uncached − upstream direct)", ratio_of(added("gateway cold persisted 20"), added("hive 20")),
+              "x", "<=", 0.25),
     ]
     info = []
+    if "gateway cold persisted 20" in rows:
+        info.append(("p50 ms, 1 connection, 20 ms upstream: gateway cold persisted − upstream direct",
+                     f"{added('gateway cold persisted 20'):.2f} ms"))
+    if "gateway warm persisted" in rows:
+        info.append(("req/s: gateway warm, persisted (APQ GET) ÷ ceiling",
+                     f"{div('gateway warm persisted', 'ceiling', 'rps'):.2f}x"))
     if "hive 20" in rows:
         info.append(("p50 ms, 1 connection, 20 ms upstream: Hive uncached − upstream direct",
                      f"{added('hive 20'):.2f} ms"))
@@ -578,6 +649,7 @@ def report(result: Run, args, command: str) -> tuple[str, dict[str, Row]]:
         *results_table(rows),
         "",
         *ratios_table(goals, info),
+        *(["", *result.notes] if result.notes else []),
     ]
     return "\n".join(lines), rows
 
@@ -610,7 +682,7 @@ def profile(target: Target, script: Path, seconds: int, workdir: Path) -> collec
     # Blocking (py-spy's default: the server is paused for each sample, a few % slower while profiled, but
     # --nonblocking's torn stacks put up to 10 % of the samples on the wrong function). Idle stacks are
     # left out (also the default), so the shares are of busy time. The profiled runs are not in the table.
-    cmd = [str(pyspy), "record", "--pid", str(target.server.proc.pid), "--rate", "250", "--duration", str(seconds),
+    cmd = [str(pyspy), "record", "--pid", str(target.server.proc.pid), "--rate", os.environ.get("PYSPY_RATE", "250"), "--duration", str(seconds),
            "--format", "raw", "--full-filenames", "--nolineno", "--output", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     load.join(seconds + 30)
@@ -732,7 +804,12 @@ def replace_block(text: str, begin: str, end: str, block: str, after: str | None
 ROW_NOTES = [
     "- **ceiling**: bare Starlette on uvicorn (the gateway's settings) returning the gateway's answer bytes: "
     "the Python HTTP ceiling;",
+    "- every gateway row runs `leads-gateway serve` with its default settings: log level info, one JSON line per "
+    "request on stderr, which goes to a file (as a deployment's goes to a pipe or a file);",
     "- **gateway warm**: the same tenant and query again and again, one worker: result cache hits;",
+    "- **gateway warm, persisted (APQ GET)**: the same, the query sent by its hash alone "
+    "(`GET /graphql?extensions={\"persistedQuery\":{\"version\":1,\"sha256Hash\":...}}`), registered once by an APQ "
+    "POST carrying the text and the hash;",
     "- **gateway cold**: `Cache-Control: no-cache`, every request an upstream call (the tenants take turns, "
     "so that concurrent requests never share one);",
     "- **gateway new query over cached pages**: result cache off (`GATEWAY_RESULT_CACHE_BYTES=0`), page "
@@ -742,6 +819,8 @@ ROW_NOTES = [
     "data in the upstream's shape; uncached takes turns over tenants like gateway cold;",
     "- **upstream direct, 20 ms**, **gateway cold, 20 ms upstream**, **Hive uncached, 20 ms upstream**: one "
     "connection, for the latency a cache miss adds to the upstream's own (T3);",
+    "- **gateway cold persisted, 20 ms upstream**: the same miss with the query sent by its APQ hash alone over GET "
+    "(`Cache-Control: no-cache`): T6 compares what it adds to the upstream's latency with what Hive adds;",
     "- CPU ms/request: user + system CPU of the server's process tree during the runs ÷ requests; RSS: "
     "the largest process after a run; upstream calls/request: the demo upstream's count.",
 ]

@@ -100,9 +100,10 @@ async def fetch(server, client, *, timeout: float = 2.0, max_bytes: int = 1024, 
                      timeout=timeout, max_bytes=max_bytes)
 
 
-def test_the_setting_chooses_the_transport():
-    assert isinstance(client_of("aiohttp")._transport, AiohttpTransport)
-    assert not isinstance(client_of("httpx")._transport, AiohttpTransport)
+async def test_the_setting_chooses_the_transport():  # in a running loop, like the app's lifespan (aiohttp needs it)
+    async with client_of("aiohttp") as aiohttp_client, client_of("httpx") as httpx_client:
+        assert isinstance(aiohttp_client._transport, AiohttpTransport)
+        assert not isinstance(httpx_client._transport, AiohttpTransport)
 
 
 async def test_with_a_proxy_variable_set_requests_go_through_the_proxy(transport, monkeypatch):
