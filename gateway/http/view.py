@@ -57,7 +57,6 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import replace
 from datetime import timedelta
 
 from graphql import GraphQLError, parse
@@ -81,6 +80,7 @@ from gateway.http.graphiql.page import graphiql_html
 from gateway.http.protocol import (
     JSON,
     GRAPHQL_RESPONSE_JSON,
+    GatewayRequest,
     HTTPError,
     Params,
     bad_request,
@@ -156,7 +156,7 @@ class GatewayGraphQL(GraphQL):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        request = Request(scope, receive)
+        request = GatewayRequest(scope, receive)
         media = negotiate(request.headers.get("accept")) or JSON
         try:
             response = await self.handle(request)
@@ -166,7 +166,7 @@ class GatewayGraphQL(GraphQL):
             e.__traceback__ = None
             headers = e.headers
             if request.method in ("GET", "HEAD"):  # a refusal is never kept by a cache
-                headers = {**headers, "Cache-Control": "no-store", "Vary": "Accept, Authorization"}
+                headers = {**headers, **_get_headers("no-store")}
             response = self.json_response(e.body(), e.status, media, headers)
         except Exception:  # a bug: still a GraphQL error body, never a plain-text page
             log.exception("unexpected error handling a GraphQL request")
@@ -185,7 +185,7 @@ class GatewayGraphQL(GraphQL):
         deadline = time.monotonic() + self.settings.request_timeout
         accept = request.headers.get("accept")
         is_get = method in ("GET", "HEAD")
-        if is_get and "query" not in request.query_params and self.graphql_ide and wants_html(accept):
+        if is_get and "query" not in request.query_fields and self.graphql_ide and wants_html(accept):
             return await self.render_graphql_ide(request)
         transport = stream_transport(accept, self.settings.live_keepalive)
         if transport is not None:
@@ -196,11 +196,9 @@ class GatewayGraphQL(GraphQL):
                             f"Cannot answer in any type of `Accept: {accept[:100]}`: accept "
                             f"`{GRAPHQL_RESPONSE_JSON}` or `{JSON}`.")
         if is_get:
-            params = params_from_query_string(request.query_params)
+            params = params_from_query_string(request.query_fields)
             await self.limit_rate(request, 1)
-            response = await self.run_single(request, params, {OperationType.QUERY}, media, deadline, is_get=True)
-            response.headers["Vary"] = "Accept, Authorization"  # per caller and per media type
-            return response
+            return await self.run_single(request, params, {OperationType.QUERY}, media, deadline, is_get=True)
 
         check_content_type(request.headers.get("content-type"))
         data = decode_json(await read_body(request, self.settings.max_body_bytes))
@@ -218,7 +216,7 @@ class GatewayGraphQL(GraphQL):
     async def run_stream(self, request: Request, transport, is_get: bool) -> Response:
         """A subscription over SSE or multipart (``live.py``): rate-limited and checked like any request."""
         if is_get:
-            params = params_from_query_string(request.query_params)
+            params = params_from_query_string(request.query_fields)
         else:
             check_content_type(request.headers.get("content-type"))
             data = decode_json(await read_body(request, self.settings.max_body_bytes))
@@ -229,7 +227,7 @@ class GatewayGraphQL(GraphQL):
         resolved = await self.resolve(params)
         if isinstance(resolved, PersistedError):
             return self.json_response(resolved.body(), 400, GRAPHQL_RESPONSE_JSON)
-        params = replace(params, query=resolved.text)
+        params = params.with_query(resolved.text)
         errors = check_document(params.query, self.limits)
         if errors:
             return self.json_response({"errors": [e.formatted for e in errors]}, 400, GRAPHQL_RESPONSE_JSON)
@@ -319,9 +317,9 @@ class GatewayGraphQL(GraphQL):
             await self.persisted.register(resolved.register, resolved.text)
             self.stats.apq_registrations += 1
 
-    def refusal_response(self, error: PersistedError, media: str) -> Response:
+    def refusal_response(self, error: PersistedError, media: str, headers: dict[str, str] | None = None) -> Response:
         status = 200 if error.always_ok else self.status_for(REQUEST_ERROR, media)
-        return self.json_response(error.body(), status, media)
+        return self.json_response(error.body(), status, media, headers)
 
     async def run_item(self, request: Request, params: Params, allowed: set[OperationType],
                        deadline: float) -> tuple[str, dict, float | None]:
@@ -329,7 +327,7 @@ class GatewayGraphQL(GraphQL):
         resolved = await self.resolve(params)
         if isinstance(resolved, PersistedError):
             return REQUEST_ERROR, resolved.body(), None
-        outcome = await self.run_one(request, replace(params, query=resolved.text), allowed, deadline)
+        outcome = await self.run_one(request, params.with_query(resolved.text), allowed, deadline)
         await self.ran(resolved, outcome[0])
         return outcome
 
@@ -338,26 +336,15 @@ class GatewayGraphQL(GraphQL):
     async def run_single(self, request: Request, params: Params, allowed: set[OperationType], media: str,
                          deadline: float, *, is_get: bool = False) -> Response:
         """One (not batched) operation, answered from the result cache when it can be. A GET's answer says how
-        long a private cache may keep it (``Cache-Control``: as long as its data stays fresh)."""
+        long a private cache may keep it (``Cache-Control``: as long as its data stays fresh), and that it
+        varies by caller and media type."""
         resolved = await self.resolve(params)
         if isinstance(resolved, PersistedError):
-            response = self.refusal_response(resolved, media)
-            if is_get:
-                response.headers["Cache-Control"] = "no-store"
-            return response
-        params = replace(params, query=resolved.text)
+            return self.refusal_response(resolved, media, _get_headers("no-store") if is_get else None)
+        params = params.with_query(resolved.text)
         caller_key = await self.caller_scope(request)
         key = self.result_key(caller_key, params, media)
-        if key is None:
-            await self.refuse_early(request)
-            status, body, fetched_at = await self.run_one(request, params, allowed, deadline, caller_key)
-            await self.ran(resolved, status)
-            code = self.status_for(status, media)
-            response = self.json_response(body, code, media)
-            if is_get:
-                self.cache_control(response, code, status, body, self.fresh_until(time.time(), fetched_at))
-            return response
-        if not wants_fresh(request) and (hit := self.results.get(key)) is not None:
+        if key is not None and not wants_fresh(request) and (hit := self.results.get(key)) is not None:
             self.stats.result_cache_hits += 1
             self.stats.cache_hits += 1  # a hit like a page's (logs and the hit ratio agree); result_cache_hits tells which
             self.stats.documents[resolved.source] += 1
@@ -365,38 +352,26 @@ class GatewayGraphQL(GraphQL):
                 scope.executed = True  # answered as an operation: counted, timed and logged like one
                 scope.operation = hit.operation
                 scope.cache_hits += 1
-            response = Response(hit.body, status_code=hit.status, media_type=hit.content_type)
-            if is_get:
-                response.headers["Cache-Control"] = _private(hit.expires - self.results.clock())
-            return response
+            headers = _get_headers(_private(hit.expires - self.results.clock())) if is_get else None
+            return Response(hit.body, status_code=hit.status, headers=headers, media_type=hit.content_type)
         await self.refuse_early(request)
         started = self.results.clock()
         status, body, fetched_at = await self.run_one(request, params, allowed, deadline, caller_key)
         await self.ran(resolved, status)
         code = self.status_for(status, media)
-        response = self.json_response(body, code, media)
+        clean = (code == 200 and status == EXECUTED and "errors" not in body
+                 and not (body.get("extensions") or {}).get("warnings"))
+        # Fresh only as long as the oldest page it was built from (a stale one: already expired).
+        fresh_from = started if fetched_at is None else min(started, fetched_at)
+        headers = None
+        if is_get:
+            headers = _get_headers(_private(fresh_from + self.settings.cache_ttl - time.time()) if clean else "no-store")
+        response = self.json_response(body, code, media, headers)
         scope = request_scope.current()  # the operation's name and type
-        cacheable = (code == 200 and status == EXECUTED and "errors" not in body
-                     and not (body.get("extensions") or {}).get("warnings"))
-        if cacheable and (scope is None or scope.operation_type == "query"):  # a mutation's answer: never replayed
-            # Fresh only as long as the oldest page it was built from (a stale one: already expired).
-            fresh_from = started if fetched_at is None else min(started, fetched_at)
+        if key is not None and clean and (scope is None or scope.operation_type == "query"):  # a mutation's: never
             self.results.put(key, response.body, code, response.headers["content-type"],
                              scope.operation if scope is not None else None, fresh_from)
-        if is_get:
-            self.cache_control(response, code, status, body, self.fresh_until(started, fetched_at))
         return response
-
-    def fresh_until(self, started: float, fetched_at: float | None) -> float:
-        """When the data of an answer stops being fresh: GATEWAY_CACHE_TTL after its oldest page was fetched."""
-        return (started if fetched_at is None else min(started, fetched_at)) + self.settings.cache_ttl
-
-    def cache_control(self, response: Response, code: int, outcome: str, body: dict, fresh_until: float) -> None:
-        """A GET's ``Cache-Control``: private (answers are per caller), for as long as its data stays fresh;
-        ``no-store`` for anything but a clean executed answer."""
-        clean = (code == 200 and outcome == EXECUTED and "errors" not in body
-                 and not (body.get("extensions") or {}).get("warnings"))
-        response.headers["Cache-Control"] = _private(fresh_until - time.time()) if clean else "no-store"
 
     async def caller_scope(self, request: Request) -> str | None:
         """The caller's scope (HMAC and generation, ``ContextFactory.scope``) when the result cache is on and the
@@ -490,6 +465,11 @@ def _outcome(result) -> str:
 
 def _private(seconds: float) -> str:
     return f"private, max-age={max(0, math.floor(seconds))}"
+
+
+def _get_headers(cache_control: str) -> dict[str, str]:
+    """The caching headers of a GET's answer: answers differ by caller and by negotiated media type."""
+    return {"Cache-Control": cache_control, "Vary": "Accept, Authorization"}
 
 
 def _over_rate(seconds: int) -> tuple[str, dict]:
