@@ -388,6 +388,10 @@ def build_targets(fleet: Fleet, args, hive, client: httpx.Client, notes: list[st
                               path="/user/leads?page=1&per_page=15", upstream=up20, kind="upstream")
     t["gateway cold 20"] = Target("gateway cold, 20 ms upstream", gw20, 1, body=body, extra_headers=cold,
                                   upstream=up20, upstream_calls="each")
+    proxy = fleet.python("bare proxy", ["-m", "bench.ceiling", "--port", "{port}", "--proxy",
+                                        f"{up20.url}/user/leads?page=1&per_page=15"])
+    wait_ready(proxy, f"{proxy.url}/readyz")
+    t["proxy 20"] = Target("bare Python proxy, 20 ms upstream", proxy, 1, body=body, upstream=up20, kind="upstream")
     if hives:
         t["hive 20"] = Target("Hive uncached, 20 ms upstream", hives["hive 20"], 1, body=hive_body, upstream=up20,
                               kind="hive")
@@ -582,6 +586,12 @@ def ratios(rows: dict[str, Row]) -> tuple[list[Ratio], list[tuple[str, str]]]:
     if "hive 20" in rows:
         info.append(("p50 ms, 1 connection, 20 ms upstream: Hive uncached − upstream direct",
                      f"{added('hive 20'):.2f} ms"))
+    if "proxy 20" in rows:
+        info.append(("p50 ms, 1 connection, 20 ms upstream: bare Python proxy − upstream direct (the floor)",
+                     f"{added('proxy 20'):.2f} ms"))
+        if "hive 20" in rows:
+            info.append(("the floor ÷ (Hive uncached − upstream direct)",
+                         f"{ratio_of(added('proxy 20'), added('hive 20')):.2f}x"))
     if "hive cached" in rows:
         info.append(("req/s: Hive cached ÷ ceiling", f"{div('hive cached', 'ceiling', 'rps'):.2f}x"))
         info.append(("CPU ms/request: gateway warm ÷ Hive cached",
@@ -821,6 +831,9 @@ ROW_NOTES = [
     "connection, for the latency a cache miss adds to the upstream's own (T3);",
     "- **gateway cold persisted, 20 ms upstream**: the same miss with the query sent by its APQ hash alone over GET "
     "(`Cache-Control: no-cache`): T6 compares what it adds to the upstream's latency with what Hive adds;",
+    "- **bare Python proxy, 20 ms upstream**: `python -m bench.ceiling --proxy`, uvicorn forwarding each request to "
+    "the upstream page on a kept-alive aiohttp session and answering its bytes, no GraphQL: the least a Python "
+    "gateway on this machine adds on a miss (the floor under T3 and T6);",
     "- CPU ms/request: user + system CPU of the server's process tree during the runs ÷ requests; RSS: "
     "the largest process after a run; upstream calls/request: the demo upstream's count.",
 ]
