@@ -45,17 +45,12 @@ def build_client(settings) -> httpx.AsyncClient:
     """The one pooled client for the upstream (close it with ``aclose()``)."""
     limits = httpx.Limits(max_connections=settings.upstream_concurrency,
                           max_keepalive_connections=settings.upstream_concurrency)
-    transport = session = None  # httpx's own transport, which honours the proxy variables
+    transport = None  # httpx's own, which honours the proxy variables
     if settings.upstream_transport == "aiohttp" and not _proxied():
-        # The session httpx-aiohttp would make (its ``get_client``), made here so that ``send`` can use it too;
-        # the transport closes it with the client (``aclose``).
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
-            limit=settings.upstream_concurrency, keepalive_timeout=limits.keepalive_expiry,
-            ssl=httpx.create_ssl_context()))
-        transport = AiohttpTransport(limits=limits, client=session)
+        transport = AiohttpTransport(limits=limits)
     client = httpx.AsyncClient(limits=limits, transport=transport, follow_redirects=False,
                                headers={"User-Agent": USER_AGENT})
-    client.gateway_aiohttp = session  # what ``send`` talks to directly (None: through httpx)
+    client.gateway_aiohttp = transport  # whose aiohttp session ``send`` talks to directly (None: through httpx)
     return client
 
 
@@ -77,9 +72,9 @@ async def send(client: httpx.AsyncClient, method: str, url: str, *, params=None,
     """One request (``content``: its body), with ``get``'s bounds and error mapping. For a POST, only
     ``httpx.ConnectError``/``ConnectTimeout`` say that nothing reached the upstream; after any other
     failure it may have acted on the request."""
-    session = getattr(client, "gateway_aiohttp", None)
-    if session is not None:
-        return await _send_aiohttp(session, method, url, params, content, headers, timeout, max_bytes)
+    transport = getattr(client, "gateway_aiohttp", None)
+    if transport is not None:
+        return await _send_aiohttp(_session(transport), method, url, params, content, headers, timeout, max_bytes)
     try:
         async with asyncio.timeout(timeout):
             limits = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT))
@@ -111,14 +106,22 @@ async def send(client: httpx.AsyncClient, method: str, url: str, *, params=None,
         raise httpx.RemoteProtocolError(f"Malformed HTTP answer: {exc}") from exc
 
 
+def _session(transport: AiohttpTransport) -> aiohttp.ClientSession:
+    """The transport's aiohttp session, made on first use as httpx-aiohttp makes it (its public ``client`` and
+    ``get_client``): inside the event loop, and closed by the transport when the httpx client closes."""
+    session = transport.client
+    if not isinstance(session, aiohttp.ClientSession):
+        session = transport.client = transport.get_client()
+    return session
+
+
 async def _send_aiohttp(session: aiohttp.ClientSession, method: str, url: str, params, content: bytes | None,
                         headers, timeout: float, max_bytes: int) -> tuple[int, CIMultiDictProxy, bytes]:
     """``send`` on the aiohttp transport's own session, past httpx's request and response models (their URL
     parsing, header objects and stream wrappers were about 1 ms of a call's latency at one connection): the
     same connection pool (the client's ``aclose`` closes it), the same request (httpx's query encoding, its
     default ``User-Agent``, aiohttp's ``Accept-Encoding``), the same bounds and the same httpx exceptions. The
-    headers returned are aiohttp's case-insensitive mapping (``get``/``[]`` as httpx's). Only public APIs:
-    aiohttp's session, which ``build_client`` hands to httpx-aiohttp's transport as its ``client``."""
+    headers returned are aiohttp's case-insensitive mapping (``get``/``[]`` as httpx's)."""
     if params:
         url = f"{url}?{urllib.parse.urlencode(params)}"
     bound = min(timeout, CONNECT_TIMEOUT)
