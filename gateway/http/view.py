@@ -47,6 +47,14 @@ control refuses right now for reasons of its own (``TrafficControl.refusal``) ge
 as a 429 with ``Retry-After``, even when the page cache could have answered: while refused, a request
 costs a lookup, not an execution.
 
+Persisted documents (``graphql/persisted.py``): once a request is read and its rate counted, and before the
+result cache, each operation's text is resolved: the text sent, or the one its ``documentId``, ``doc_id`` or APQ
+hash names; a refusal (unknown id, hash mismatch, the safelist) is a request error with its code, except APQ's
+``PERSISTED_QUERY_NOT_FOUND``/``NOT_SUPPORTED``, always 200 (Apollo Client's link gives up APQ on a 400). An APQ
+text is registered once it executed. Every GET answer says ``Vary: Accept, Authorization`` and
+``Cache-Control``: ``private, max-age`` (as long as its data stays fresh) for a clean executed answer, else
+``no-store``.
+
 Either 429 (rate limit, early refusal) is held up to a second first when the caller comes back before the
 ``retryAfter`` it was last given (``impatience.py``), so that ignoring it cannot become a busy loop.
 """
@@ -289,8 +297,6 @@ class GatewayGraphQL(GraphQL):
             self.stats.held_refusals += 1
         self.impatience.told(caller, error.extensions["retryAfter"])
         raise error
-
-    # --- result cache ----------------------------------------------------------------------------
 
     # --- persisted documents ---------------------------------------------------------------------
 
