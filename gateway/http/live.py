@@ -38,7 +38,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from gateway.graphql.extensions.errors import INTERNAL_MESSAGE, drop_tracebacks, format_error
-from gateway.http.protocol import encode_json, parse_bearer
+from gateway.http.protocol import HTTPError, Params, encode_json, params_from_object, parse_bearer
 
 SUBSCRIPTION_ONLY = (OperationType.SUBSCRIPTION,)
 
@@ -134,6 +134,18 @@ class _SubscriptionsOnly:
         return await self.wrapped.stream(*args, **kwargs, allowed_operation_types=SUBSCRIPTION_ONLY)
 
 
+def _params(payload: object) -> Params | list[dict] | None:
+    """A ``subscribe`` payload as request parameters; its errors when malformed (an id of the wrong type...);
+    None when it holds neither a text nor an id (strawberry answers that as it always has)."""
+    if not isinstance(payload, dict) or not (isinstance(payload.get("query"), str) or "documentId" in payload
+                                             or "doc_id" in payload or "extensions" in payload):
+        return None
+    try:
+        return params_from_object(payload)
+    except HTTPError as e:
+        return e.body()["errors"]
+
+
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
     """strawberry's ``graphql-transport-ws``, with the caller's token taken from ``connection_init``."""
 
@@ -156,15 +168,18 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
         await super().handle_connection_init(message)
 
     async def handle_subscribe(self, message) -> None:
-        """The connection's bound, the request limits and the caller's rate, checked as for an HTTP request,
-        before strawberry runs the subscription."""
+        """The connection's bound, the persisted-document rules (a payload may name its document by
+        ``documentId``, ``doc_id`` or APQ's hash instead of sending it), the request limits and the caller's
+        rate, checked as for an HTTP request, before strawberry runs the subscription on the resolved text."""
         payload = message.get("payload") if isinstance(message, dict) else None
-        query = payload.get("query") if isinstance(payload, dict) else None
-        if self.connection_acknowledged and isinstance(query, str) and message.get("id") not in self.operations:
-            refusal = self.over_bound() or await self.view.ws_refusal(self.context, query)
-            if refusal is not None:
-                await self.send_message({"id": message["id"], "type": "error", "payload": refusal})
+        params = _params(payload)
+        if self.connection_acknowledged and params is not None and message.get("id") not in self.operations:
+            outcome = self.over_bound() or await self.view.ws_prepare(self.context, params)
+            if not isinstance(outcome, str):
+                await self.send_message({"id": message["id"], "type": "error", "payload": outcome})
                 return
+            if outcome is not payload.get("query"):
+                message = {**message, "payload": {**payload, "query": outcome}}
         await super().handle_subscribe(message)
 
     def over_bound(self) -> list[dict] | None:

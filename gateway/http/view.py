@@ -246,12 +246,16 @@ class GatewayGraphQL(GraphQL):
         return await stream_response(results, transport, keepalive=self.settings.live_keepalive,
                                      media_error=GRAPHQL_RESPONSE_JSON)
 
-    async def ws_refusal(self, context, query: str) -> list[dict] | None:
-        """Why a subscription sent over a WebSocket is refused before it runs (request limits, the caller's
-        rate, the safelist), as the errors of a graphql-transport-ws ``error`` message; None: it runs."""
-        resolved = await self.resolve_text(query)
+    async def ws_prepare(self, context, params: Params | list[dict]) -> str | list[dict]:
+        """The text a subscription sent over a WebSocket runs (its own, or the one its id names), or why it is
+        refused before it runs (a malformed payload, the persisted-document rules, request limits, the caller's
+        rate), as the errors of a graphql-transport-ws ``error`` message."""
+        if isinstance(params, list):
+            return params
+        resolved = await self.resolve(params)
         if isinstance(resolved, PersistedError):
             return resolved.body()["errors"]
+        query = resolved.text
         errors = check_document(query, self.limits)
         if errors:
             return [e.formatted for e in errors]
@@ -260,7 +264,7 @@ class GatewayGraphQL(GraphQL):
             if seconds is not None:
                 message, extensions = _over_rate(seconds)
                 return [{"message": message, "extensions": {"code": "RATE_LIMITED", **extensions}}]
-        return None
+        return query
 
     async def limit_rate(self, request: Request, cost: int) -> None:
         """Count the request against its caller's rate (a batch: one per operation); over it, 429."""
@@ -311,9 +315,6 @@ class GatewayGraphQL(GraphQL):
             if (scope := request_scope.current()) is not None:
                 scope.error_codes.append(e.code)
             return e
-
-    async def resolve_text(self, query: str) -> Resolved | PersistedError:
-        return await self.resolve(Params(query=query))
 
     async def ran(self, resolved: Resolved, outcome: str) -> None:
         """Count an operation by its document's source; register an APQ text once it ran without a request

@@ -868,6 +868,19 @@ async def test_subscriptions_run_by_id_and_follow_the_safelist(make_gateway, tmp
         assert error["ws"] == "error" and error["errors"][0]["extensions"]["code"] == "QUERY_NOT_IN_SAFELIST", error
         _, listed = await conn.subscribe(LIVE, {"first": 2})  # the manifest's exact text runs
         assert ids((await listed.next())["data"]["leads"]) == first_ids(token, 2)
+        # By id, in the subscribe payload: the shapes of HTTP (Relay's subscribeFn sends what its network
+        # layer sends).
+        for by in ({"doc_id": "live-1"}, {"documentId": "live-1"}, apq(sha(LIVE))):
+            conn._ids += 1
+            sid = str(conn._ids)
+            await conn.ws.send_json({"id": sid, "type": "subscribe", "payload": {**by, "variables": {"first": 1}}})
+            assert ids((await conn.subs[sid].next())["data"]["leads"]) == first_ids(token, 1), by
+        for by, code in (({"doc_id": "nope"}, "PERSISTED_QUERY_NOT_IN_LIST"), ({"doc_id": 5}, "BAD_REQUEST")):
+            conn._ids += 1
+            sid = str(conn._ids)
+            await conn.ws.send_json({"id": sid, "type": "subscribe", "payload": by})
+            error = await conn.subs[sid].next()
+            assert error["ws"] == "error" and error["errors"][0]["extensions"]["code"] == code, error
         await conn.close()
 
 
