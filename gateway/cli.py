@@ -41,7 +41,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()  # fail fast, with a clear message, before uvicorn starts
     _check_manifests(settings)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"GraphiQL on http://{host}:{args.port}/graphql", file=sys.stderr)
+    print(f"{'GraphiQL' if settings.graphiql_on else 'GraphQL (GraphiQL off)'} on http://{host}:{args.port}/graphql",
+          file=sys.stderr)
     # On SIGTERM uvicorn stops accepting, lets in-flight requests finish for up to the grace period,
     # then runs the lifespan shutdown (which closes the upstream client and the cache).
     uvicorn.run("gateway.cli:app_from_env", factory=True, host=args.host, port=args.port,
