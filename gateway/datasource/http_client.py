@@ -80,16 +80,10 @@ async def send(client: httpx.AsyncClient, method: str, url: str, *, params=None,
             limits = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT))
             async with client.stream(method, url, params=params, content=content, headers=headers,
                                      timeout=limits) as response:
-                length = response.headers.get("Content-Length", "")
-                if length.isdigit() and int(length) > max_bytes:
-                    raise BodyTooLarge(max_bytes)
-                chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise BodyTooLarge(max_bytes)  # leaving the stream drops the half-read connection
-                    chunks.append(chunk)
-                return response.status_code, response.headers, b"".join(chunks)
+                # BodyTooLarge leaves the stream, which drops the half-read connection.
+                body = await _bounded_body(response.headers.get("Content-Length", ""), response.aiter_bytes(),
+                                           max_bytes)
+                return response.status_code, response.headers, body
     except TimeoutError:
         raise httpx.ReadTimeout(f"The upstream did not answer within {timeout:g} s.") from None
     except httpx.ConnectTimeout as exc:
@@ -97,13 +91,32 @@ async def send(client: httpx.AsyncClient, method: str, url: str, *, params=None,
         cause = exc.__cause__
         if not isinstance(cause, aiohttp.ClientConnectionError) or isinstance(cause, TimeoutError):
             raise
-        if isinstance(cause, aiohttp.ClientConnectorError):  # refused, unresolvable, TLS refused
-            raise httpx.ConnectError(str(cause)) from cause
-        if isinstance(cause, aiohttp.ServerDisconnectedError):  # closed without (a whole) answer
-            raise httpx.RemoteProtocolError(str(cause)) from cause
-        raise httpx.ReadError(str(cause)) from cause  # reset, broken pipe
+        raise _connection_error(cause) from cause
     except aiohttp.ClientError as exc:  # left unmapped by httpx-aiohttp: a malformed answer
         raise httpx.RemoteProtocolError(f"Malformed HTTP answer: {exc}") from exc
+
+
+async def _bounded_body(length: str, chunks, max_bytes: int) -> bytes:
+    """The body of an answer, ``BodyTooLarge`` as soon as it is known to exceed ``max_bytes``: from its
+    ``Content-Length``, else while its chunks arrive (never buffered whole)."""
+    if length.isdigit() and int(length) > max_bytes:
+        raise BodyTooLarge(max_bytes)
+    body, size = [], 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyTooLarge(max_bytes)
+        body.append(chunk)
+    return b"".join(body)
+
+
+def _connection_error(exc: aiohttp.ClientConnectionError) -> httpx.TransportError:
+    """The httpx error a lost or refused aiohttp connection stands for (what ``client.py`` tells apart)."""
+    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, unresolvable, TLS refused
+        return httpx.ConnectError(str(exc))
+    if isinstance(exc, aiohttp.ServerDisconnectedError):  # closed without (a whole) answer
+        return httpx.RemoteProtocolError(str(exc))
+    return httpx.ReadError(str(exc))  # reset, broken pipe
 
 
 def _session(transport: AiohttpTransport) -> aiohttp.ClientSession:
@@ -137,32 +150,21 @@ async def _send_aiohttp(session: aiohttp.ClientSession, method: str, url: str, p
                                              headers={"User-Agent": USER_AGENT, **headers},
                                              allow_redirects=False, timeout=connect)
             try:
-                length = response.headers.get("Content-Length", "")
-                if length.isdigit() and int(length) > max_bytes:
-                    raise BodyTooLarge(max_bytes)
-                chunks, size = [], 0
-                async for chunk in response.content.iter_any():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise BodyTooLarge(max_bytes)
-                    chunks.append(chunk)
+                body = await _bounded_body(response.headers.get("Content-Length", ""), response.content.iter_any(),
+                                           max_bytes)
             except BaseException:
                 response.close()  # a half-read connection is dropped, never reused
                 raise
             response.release()
-            return response.status, response.headers, b"".join(chunks)
+            return response.status, response.headers, body
     except aiohttp.ConnectionTimeoutError as exc:  # before the TimeoutError it also is
         raise httpx.ConnectTimeout(str(exc)) from exc
     except TimeoutError:
         raise httpx.ReadTimeout(f"The upstream did not answer within {timeout:g} s.") from None
-    except aiohttp.ClientConnectorError as exc:  # refused, unresolvable, TLS refused
-        raise httpx.ConnectError(str(exc)) from exc
-    except aiohttp.ServerDisconnectedError as exc:  # closed without (a whole) answer
-        raise httpx.RemoteProtocolError(str(exc)) from exc
     except aiohttp.ClientPayloadError as exc:  # a truncated or garbled body
         raise httpx.ReadError(str(exc)) from exc
-    except aiohttp.ClientConnectionError as exc:  # reset, broken pipe
-        raise httpx.ReadError(str(exc)) from exc
+    except aiohttp.ClientConnectionError as exc:
+        raise _connection_error(exc) from exc
     except aiohttp.ClientError as exc:  # a malformed answer
         raise httpx.RemoteProtocolError(f"Malformed HTTP answer: {exc}") from exc
 

@@ -174,7 +174,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
         payload = message.get("payload") if isinstance(message, dict) else None
         params = _params(payload)
         if self.connection_acknowledged and params is not None and message.get("id") not in self.operations:
-            outcome = self.over_bound() or await self.view.ws_prepare(self.context, params)
+            outcome = params if isinstance(params, list) else (self.over_bound()
+                                                                or await self.view.ws_prepare(self.context, params))
             if not isinstance(outcome, str):
                 await self.send_message({"id": message["id"], "type": "error", "payload": outcome})
                 return

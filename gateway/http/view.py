@@ -246,12 +246,10 @@ class GatewayGraphQL(GraphQL):
         return await stream_response(results, transport, keepalive=self.settings.live_keepalive,
                                      media_error=GRAPHQL_RESPONSE_JSON)
 
-    async def ws_prepare(self, context, params: Params | list[dict]) -> str | list[dict]:
+    async def ws_prepare(self, context, params: Params) -> str | list[dict]:
         """The text a subscription sent over a WebSocket runs (its own, or the one its id names), or why it is
-        refused before it runs (a malformed payload, the persisted-document rules, request limits, the caller's
-        rate), as the errors of a graphql-transport-ws ``error`` message."""
-        if isinstance(params, list):
-            return params
+        refused before it runs (the persisted-document rules, request limits, the caller's rate), as the errors
+        of a graphql-transport-ws ``error`` message."""
         resolved = await self.resolve(params)
         if isinstance(resolved, PersistedError):
             return resolved.body()["errors"]

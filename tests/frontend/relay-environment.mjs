@@ -20,18 +20,20 @@ export function loadArtifacts(artifactDir) {
 
 // An Environment on the gateway at `url` for the holder of `token`; `requests` lists what it sent, and
 // `readFragment` reads a fragment the way useFragment does: from a fragment reference, through the store.
-export function relayEnvironment(url, token) {
+// `body` makes the request's JSON from the operation (default: its text), `send` is the fetch it goes through.
+export function relayEnvironment(url, token, { body = (params, variables) => ({ query: params.text, variables }),
+                                               send = fetch } = {}) {
   const requests = [];
   const network = Network.create(async (params, variables) => {
     requests.push({ name: params.name, variables });
-    const response = await fetch(url, {
+    const response = await send(url, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
         accept: 'application/graphql-response+json, application/json',
         authorization: `Bearer ${token}`,
       },
-      body: JSON.stringify({ query: params.text, variables }),
+      body: JSON.stringify(body(params, variables)),
     });
     return response.json();
   });

@@ -11,10 +11,9 @@
 import RelayRuntime from 'relay-runtime';
 
 import { recordingFetch } from './persisted-fetch.mjs';
-import { loadArtifacts } from './relay-environment.mjs';
+import { loadArtifacts, relayEnvironment } from './relay-environment.mjs';
 
-const { Environment, Network, RecordSource, Store, createOperationDescriptor, fetchQuery, getSingularSelector } =
-  RelayRuntime;
+const { createOperationDescriptor, fetchQuery } = RelayRuntime;
 
 const [artifactDir, url, token] = process.argv.slice(2);
 if (!artifactDir || !url || !token) {
@@ -26,22 +25,11 @@ const artifacts = loadArtifacts(artifactDir);
 const { LeadListQuery, LeadListPaginationQuery, LeadList_query, LeadDetails_lead, LeadDetailsRefetchQuery } = artifacts;
 
 const requests = [];
-const send = recordingFetch(requests);
-const network = Network.create(async (params, variables) => {
-  const response = await send(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/graphql-response+json, application/json',
-      authorization: `Bearer ${token}`,
-    },
-    // Persisted: the id alone (a compile without persistConfig would give params.text instead).
-    body: JSON.stringify(params.id ? { doc_id: params.id, variables } : { query: params.text, variables }),
-  });
-  return response.json();
+const { environment, readFragment } = relayEnvironment(url, token, {
+  send: recordingFetch(requests),
+  // Persisted: the id alone (a compile without persistConfig would give params.text instead).
+  body: (params, variables) => (params.id ? { doc_id: params.id, variables } : { query: params.text, variables }),
 });
-const environment = new Environment({ network, store: new Store(new RecordSource()) });
-const readFragment = (fragment, ref) => environment.lookup(getSingularSelector(fragment, ref)).data;
 
 const out = {
   params: Object.fromEntries(Object.entries(artifacts).filter(([, a]) => a.params)
